@@ -43,8 +43,9 @@ testbed: venv ## make a Docker engine available and build the cached test images
 
 # ---------------------------------------------------------------- checks
 .PHONY: lint
-lint: venv ## yamllint + ansible-lint (production profile) + syntax check of every playbook
+lint: venv ## yamllint + changelog fragments + ansible-lint (production profile) + syntax check of every playbook
 	$(BIN)/yamllint -s .
+	$(BIN)/antsibull-changelog lint
 	$(BIN)/ansible-lint --profile production --offline
 	for pb in deploy.yml playbooks/*.yml; do \
 	  $(BIN)/ansible-playbook --syntax-check -i inventories/hosts.yml "$$pb" >/dev/null || { echo "syntax check failed: $$pb"; exit 1; }; \
