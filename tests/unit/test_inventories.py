@@ -19,8 +19,8 @@ INV = os.path.join(ROOT, "inventories")
 HOSTS = os.path.join(INV, "hosts.yml")
 STAGING_LAYER = os.path.join(INV, "staging")
 PRODUCTION_LAYER = os.path.join(INV, "production")
-STAGING_VAULT = os.path.join(STAGING_LAYER, "group_vars", "staging", "vault.yml")
-PRODUCTION_VAULT_EXAMPLE = os.path.join(PRODUCTION_LAYER, "group_vars", "production", "vault.yml.example")
+STAGING_VAULT = os.path.join(STAGING_LAYER, "group_vars", "staging", "vault")
+PRODUCTION_VAULT_EXAMPLE = os.path.join(PRODUCTION_LAYER, "group_vars", "production", "vault.example")
 DEMO_PASS = os.path.join(ROOT, "awx", "examples", "vault-pass-staging.txt")
 STAGING_VAULT_ID = "staging@" + DEMO_PASS
 
