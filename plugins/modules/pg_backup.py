@@ -1,0 +1,453 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgops.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pg_backup
+short_description: Consistent, checksummed pg_dump of one database with a JSON manifest and exact row counts
+description:
+  - Creates C(<backup_root>/<backup_id>/) (mode 0700) holding the dump, C(globals.sql) (roles and tablespaces,
+    0600), an optional C(app_state.tar.gz) (0600) and C(manifest.json).
+  - Consistency - a C(REPEATABLE READ) transaction exports its snapshot (C(pg_export_snapshot())), pg_dump runs
+    with C(--snapshot) and the exact C(count(*)) of every table is taken in that same transaction while the
+    dump runs, so the manifest's row counts describe exactly the data in the dump.
+  - Preflight - fails before creating anything when C(pg_database_size * size_factor + min_free_mb) does not
+    fit in the free space of O(backup_root).
+  - Pipes (C(pg_dump -Z0 | zstd)) keep every stage's exit status; a failure in any stage fails the backup,
+    removes the partial dump and marks the manifest C(failed).
+  - Progress (bytes written, tables dumped) is written to C(progress.json) every 2 seconds for pollers.
+  - The backup is NOT verified by this module (C(verified=false)); run M(pgops.deploy.pg_backup_verify).
+version_added: 0.1.0
+author: pgops.deploy contributors
+extends_documentation_fragment:
+  - pgops.deploy.postgres
+options:
+  backup_root:
+    description: Directory holding one sub-directory per backup (created with mode 0700).
+    type: path
+    required: true
+  backup_id:
+    description: Name of the backup directory. Default C(<login_db>-<UTC YYYYmmddTHHMMSSZ>).
+    type: str
+  format:
+    description: pg_dump archive format. C(directory) dumps and restores in parallel.
+    type: str
+    choices: [directory, custom, plain]
+    default: directory
+  jobs:
+    description: Parallel pg_dump jobs (directory format only). C(0) uses the number of CPUs.
+    type: int
+    default: 0
+  compressor:
+    description:
+      - C(auto) is C(gzip) (pg_dump built-in) for directory format and C(zstd) (piped) for custom and plain.
+      - C(zstd) with directory format needs pg_dump 16 or later.
+    type: str
+    choices: [auto, zstd, gzip, none]
+    default: auto
+  compress_level:
+    description: Compression level; default 1 for gzip, 3 for zstd.
+    type: int
+  compress_threads:
+    description: zstd threads (C(-T)); C(0) uses every CPU.
+    type: int
+    default: 0
+  size_factor:
+    description: Expected dump size as a fraction of C(pg_database_size) for the free-space preflight.
+    type: float
+    default: 0.6
+  min_free_mb:
+    description: Space that must stay free on the backup path after the dump (MiB).
+    type: int
+    default: 64
+  free_bytes_override:
+    description: Pretend the backup path has this many free bytes (tests of the preflight).
+    type: int
+  dump_globals:
+    description: Archive C(pg_dumpall --globals-only) (roles, tablespaces) as C(globals.sql).
+    type: bool
+    default: true
+  app_state_paths:
+    description: Files or directories on this host archived into C(app_state.tar.gz) (for example C(.env), uploads).
+    type: list
+    elements: path
+    default: []
+  app_state_archive:
+    description: A ready C(tar.gz) on this host (for example fetched from the app host) moved into the backup as C(app_state.tar.gz).
+    type: path
+  app_revision:
+    description: Application revision recorded in the manifest.
+    type: str
+    default: unknown
+  pg_bindir:
+    description: Directory of pg_dump / pg_dumpall; default is the PATH.
+    type: path
+  extra_manifest:
+    description: Extra keys stored under C(extra) in the manifest (deploy id, operator...).
+    type: dict
+    default: {}
+notes:
+  - Check mode connects, computes the preflight estimate and returns the planned commands without writing anything.
+"""
+
+EXAMPLES = r"""
+- name: Back up santri (directory format, parallel, gzip -1)
+  pgops.deploy.pg_backup:
+    login_db: santri
+    backup_root: /var/backups/pgops/santri
+    app_revision: "{{ app_git_sha | default('unknown') }}"
+  register: backup
+
+- name: Single file, zstd through a pipe
+  pgops.deploy.pg_backup:
+    login_db: santri
+    backup_root: /var/backups/pgops/santri
+    format: custom
+    compressor: zstd
+    compress_level: 3
+"""
+
+RETURN = r"""
+backup_id:
+  description: Name of the backup directory.
+  returned: always
+  type: str
+path:
+  description: Backup directory.
+  returned: always
+  type: str
+manifest_path:
+  description: Path of C(manifest.json).
+  returned: success
+  type: str
+manifest:
+  description: The manifest (see docs/backup-restore.md), including C(row_counts) and C(files) checksums.
+  returned: success
+  type: dict
+dump_path:
+  description: Main dump file or directory.
+  returned: always
+  type: str
+checksum:
+  description: sha256 of the dump file (tree checksum of the files for directory format).
+  returned: success
+  type: str
+preflight:
+  description: C(database_size), C(estimate), C(free), C(ok), C(message).
+  returned: always
+  type: dict
+commands:
+  description: Commands (argv) the module runs (or would run in check mode).
+  returned: always
+  type: list
+queries:
+  description: SQL statements executed.
+  returned: always
+  type: list
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
+    APP_STATE_FILE, GLOBALS_FILE, MANIFEST, PROGRESS, STATUS_DUMPED, STATUS_FAILED, STATUS_RUNNING, BackupError,
+    Pipeline, checksum_files, compressor_argv, count_rows, database_facts, dump_name, human, iso, make_backup_id,
+    path_size, pg_dump_argv, pg_env, preflight_space, remove_path, resolve_compression, run_checked, tree_checksum,
+    utc_now, write_json)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
+    PgSession, postgres_common_argument_spec)
+
+
+def tool(bindir, name):
+    if bindir:
+        return os.path.join(bindir, name)
+    return shutil.which(name) or name
+
+
+def tool_major(path):
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise BackupError("cannot run %s --version: %s" % (path, exc))
+    ver = out.strip().split()[-1]
+    return int(ver.split(".")[0]), ver
+
+
+def free_bytes(path):
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe) or "/"
+    st = os.statvfs(probe)
+    return st.f_bavail * st.f_frsize
+
+
+class Progress(object):
+    """Counts tables pg_dump has dumped (from --verbose) and writes progress.json every 2 s."""
+
+    def __init__(self, path, dump_path, tables_total):
+        self.path = path
+        self.dump_path = dump_path
+        self.total = tables_total
+        self.done = 0
+        self.current = None
+        self.t0 = time.monotonic()
+        self.stop = threading.Event()
+
+    def on_stderr(self, idx, line):
+        if idx == 0 and "dumping contents of table" in line:
+            self.done += 1
+            self.current = line.split("dumping contents of table", 1)[1].strip().strip('"')
+
+    def write(self, phase):
+        write_json(self.path, dict(phase=phase, bytes=path_size(self.dump_path), tables_done=self.done,
+                                   tables_total=self.total, current_table=self.current,
+                                   elapsed_s=round(time.monotonic() - self.t0, 1), updated_at=iso(utc_now())))
+
+    def loop(self):
+        while not self.stop.wait(2.0):
+            try:
+                self.write("dump")
+            except OSError:
+                pass
+
+
+class Backup(object):
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.result = dict(changed=False, commands=[], queries=[])
+        self.session = None
+
+    def fail(self, msg, **extra):
+        if self.session is not None:
+            self.result["queries"] = self.session.queries
+        self.result.update(extra)
+        self.module.fail_json(msg=msg, **self.result)
+
+    def run(self):
+        p = self.p
+        pg_dump = tool(p["pg_bindir"], "pg_dump")
+        try:
+            major, dump_version = tool_major(pg_dump)
+            comp, level, via = resolve_compression(p["format"], p["compressor"], p["compress_level"], major)
+        except BackupError as exc:
+            self.fail(str(exc))
+        if p["jobs"] < 0 or p["compress_threads"] < 0:
+            self.fail("jobs and compress_threads must be >= 0 (0 = every CPU), got jobs=%s compress_threads=%s"
+                      % (p["jobs"], p["compress_threads"]))
+        if p["size_factor"] <= 0:
+            self.fail("size_factor must be > 0, got %s" % p["size_factor"])
+        jobs = p["jobs"] or os.cpu_count() or 1
+        threads = p["compress_threads"] or os.cpu_count() or 1
+        dbname = p["login_db"]
+        now = utc_now()
+        backup_id = p["backup_id"] or make_backup_id(dbname, now)
+        if "/" in backup_id or backup_id in (".", "..", "latest"):
+            self.fail("backup_id must be a plain directory name, got %r" % backup_id)
+        root = p["backup_root"]
+        bdir = os.path.join(root, backup_id)
+        dname = dump_name(p["format"], comp, via)
+        dump_path = os.path.join(bdir, dname)
+        self.result.update(backup_id=backup_id, path=bdir, dump_path=dump_path)
+
+        self.session = PgSession(self.module, dbname=dbname, autocommit=True)
+        facts = database_facts(self.session)
+        free = p["free_bytes_override"] if p["free_bytes_override"] is not None else free_bytes(root)
+        ok, estimate, msg = preflight_space(facts["size"], p["size_factor"], free, p["min_free_mb"] * 1024 * 1024)
+        self.result["preflight"] = dict(database_size=facts["size"], estimate=estimate, free=free, ok=ok,
+                                        message=msg, path=root)
+        if not ok:
+            self.fail("Backup of %s would not fit: %s. Free space or lower backup_size_factor; nothing was written."
+                      % (dbname, msg))
+        if os.path.exists(bdir):
+            self.fail("backup directory %s already exists; choose another backup_id" % bdir)
+
+        dump_stages = [pg_dump_argv(pg_dump, dbname, p["format"], jobs, comp, level, via, snapshot="<exported>",
+                                    outfile=None if via == "pipe" else dump_path)]
+        if via == "pipe":
+            dump_stages.append(compressor_argv(comp, level, threads))
+        self.result["commands"] = [" ".join(s) for s in dump_stages]
+        if self.module.check_mode:
+            self.result.update(changed=True, msg="would back up %s to %s (%s)" % (dbname, dump_path, msg))
+            self.result["queries"] = self.session.queries
+            self.module.exit_json(**self.result)
+
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.chmod(root, 0o700)
+        os.mkdir(bdir, 0o700)
+        self.result["changed"] = True
+        manifest = dict(
+            format_version=1, tool="pgops.deploy.pg_backup", backup_id=backup_id, database=dbname,
+            host=socket.gethostname(), status=STATUS_RUNNING, verified=False, started_at=iso(now),
+            server_version=facts["server_version"], server_version_num=facts["server_version_num"],
+            pg_dump_version=dump_version, postgis_version=facts["postgis_version"], extensions=facts["extensions"],
+            database_size=facts["size"], owner=facts["owner"], encoding=facts["encoding"],
+            lc_collate=facts["lc_collate"], lc_ctype=facts["lc_ctype"], format=p["format"],
+            jobs=jobs if p["format"] == "directory" else 1, compressor=comp, compression_level=level,
+            compression_via=via, compress_threads=threads if via == "pipe" and comp == "zstd" else None,
+            dump=dname, app_revision=p["app_revision"], extra=p["extra_manifest"], preflight=self.result["preflight"])
+        mpath = os.path.join(bdir, MANIFEST)
+        write_json(mpath, manifest)
+        env = pg_env(p, dbname)
+        try:
+            self.backup(manifest, bdir, dump_path, env, jobs, comp, level, via, threads, pg_dump)
+        except BackupError as exc:
+            manifest.update(status=STATUS_FAILED, error=str(exc), finished_at=iso(utc_now()))
+            for name in (dname, GLOBALS_FILE, APP_STATE_FILE):
+                remove_path(os.path.join(bdir, name))
+            write_json(mpath, manifest)
+            self.result["manifest_path"] = mpath
+            self.fail("Backup of %s FAILED (nothing marked latest; partial files removed; manifest %s says failed): %s"
+                      % (dbname, mpath, exc))
+        self.result.update(manifest_path=mpath, manifest=manifest, checksum=manifest["checksum"],
+                           queries=self.session.queries,
+                           msg="backup %s of %s: %s in %.1fs (not verified yet)"
+                           % (backup_id, dbname, manifest["dump_size_human"], manifest["duration_s"]))
+        self.module.exit_json(**self.result)
+
+    def backup(self, manifest, bdir, dump_path, env, jobs, comp, level, via, threads, pg_dump):
+        p = self.p
+        t_start = time.monotonic()
+        if p["dump_globals"]:
+            argv = [tool(p["pg_bindir"], "pg_dumpall"), "--no-password", "--globals-only",
+                    "--file=%s" % os.path.join(bdir, GLOBALS_FILE)]
+            self.result["commands"].insert(0, " ".join(argv))
+            old = os.umask(0o077)
+            try:
+                run_checked([argv], "pg_dumpall --globals-only", env=env)
+            finally:
+                os.umask(old)
+            os.chmod(os.path.join(bdir, GLOBALS_FILE), 0o600)
+            manifest["globals"] = GLOBALS_FILE
+        self.app_state(manifest, bdir)
+
+        # Snapshot: hold a REPEATABLE READ transaction, export its snapshot to pg_dump, count in it.
+        self.session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = self.session.scalar("SELECT pg_catalog.pg_export_snapshot()")
+        manifest["snapshot"] = snapshot
+        tables_total = len(self.session.query(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_%%'", record=False))
+        stages = [pg_dump_argv(pg_dump, manifest["database"], p["format"], jobs, comp, level, via, snapshot=snapshot,
+                               outfile=dump_path if via != "pipe" else None)]
+        if via == "pipe":
+            stages.append(compressor_argv(comp, level, threads))
+        self.result["commands"] = self.result["commands"][:1 if p["dump_globals"] else 0] + [
+            " | ".join(" ".join(s) for s in stages)]
+        progress = Progress(os.path.join(bdir, PROGRESS), dump_path, tables_total)
+        old = os.umask(0o077)
+        try:
+            pipe = Pipeline(stages, env=env, stdout_path=dump_path if via == "pipe" else None,
+                            on_stderr=progress.on_stderr)
+            t_dump = time.monotonic()
+            pipe.start()
+        finally:
+            os.umask(old)
+        ticker = threading.Thread(target=progress.loop)
+        ticker.daemon = True
+        ticker.start()
+        try:
+            t_count = time.monotonic()
+            row_counts, matview_counts = count_rows(self.session, record=False)
+            manifest["count_duration_s"] = round(time.monotonic() - t_count, 3)
+            self.session.queries.append("SELECT count(*) FROM <each of %d tables, %d matviews> -- same snapshot"
+                                        % (len(row_counts), len(matview_counts)))
+        except Exception as exc:  # the dump must not outlive a failed count
+            pipe.kill()
+            pipe.wait()
+            progress.stop.set()
+            self.session.rollback()
+            raise BackupError("row counts in the dump snapshot failed: %s" % exc)
+        rcs = pipe.wait()
+        manifest["dump_duration_s"] = round(time.monotonic() - t_dump, 3)
+        progress.stop.set()
+        ticker.join(5)
+        self.session.rollback()  # release the snapshot only after pg_dump finished
+        err = pipe.failure(rcs)
+        manifest["exit_status"] = dict((os.path.basename(s[0]), rc) for s, rc in zip(stages, rcs))
+        if err:
+            progress.write("failed")
+            raise BackupError(err)
+        progress.write("done")
+        files = checksum_files(bdir, [manifest["dump"]] + [n for n in (GLOBALS_FILE, APP_STATE_FILE)
+                                                             if os.path.exists(os.path.join(bdir, n))])
+        dump_files = dict((k, v) for k, v in files.items()
+                          if k == manifest["dump"] or k.startswith(manifest["dump"] + os.sep))
+        if p["format"] == "directory":
+            checksum = tree_checksum(dump_files)
+        else:
+            checksum = files[manifest["dump"]]["sha256"]
+        dump_size = sum(v["size"] for v in dump_files.values())
+        finished = utc_now()
+        manifest.update(
+            status=STATUS_DUMPED, verified=False, finished_at=iso(finished), row_counts=row_counts,
+            matview_row_counts=matview_counts, tables=len(row_counts), files=files, checksum=checksum,
+            checksum_kind="tree-sha256" if p["format"] == "directory" else "sha256", dump_size=dump_size,
+            dump_size_human=human(dump_size), size=sum(v["size"] for v in files.values()),
+            duration_s=round(time.monotonic() - t_start, 3))
+        write_json(os.path.join(bdir, MANIFEST), manifest)
+
+    def app_state(self, manifest, bdir):
+        p = self.p
+        target = os.path.join(bdir, APP_STATE_FILE)
+        if p["app_state_archive"]:
+            if not os.path.isfile(p["app_state_archive"]):
+                raise BackupError("app_state_archive %s does not exist" % p["app_state_archive"])
+            shutil.move(p["app_state_archive"], target)
+        elif p["app_state_paths"]:
+            missing = [x for x in p["app_state_paths"] if not os.path.exists(x)]
+            if missing:
+                raise BackupError("app_state_paths not found on %s: %s" % (socket.gethostname(), ", ".join(missing)))
+            old = os.umask(0o077)
+            try:
+                with tarfile.open(target, "w:gz", compresslevel=1) as tar:
+                    for path in p["app_state_paths"]:
+                        tar.add(path, arcname=path.lstrip("/"))
+            finally:
+                os.umask(old)
+        else:
+            return
+        os.chmod(target, 0o600)
+        manifest["app_state"] = dict(file=APP_STATE_FILE, paths=p["app_state_paths"] or None)
+
+
+def main():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        backup_root=dict(type="path", required=True),
+        backup_id=dict(type="str"),
+        format=dict(type="str", default="directory", choices=["directory", "custom", "plain"]),
+        jobs=dict(type="int", default=0),
+        compressor=dict(type="str", default="auto", choices=["auto", "zstd", "gzip", "none"]),
+        compress_level=dict(type="int"),
+        compress_threads=dict(type="int", default=0),
+        size_factor=dict(type="float", default=0.6),
+        min_free_mb=dict(type="int", default=64),
+        free_bytes_override=dict(type="int"),
+        dump_globals=dict(type="bool", default=True),
+        app_state_paths=dict(type="list", elements="path", default=[]),
+        app_state_archive=dict(type="path"),
+        app_revision=dict(type="str", default="unknown"),
+        pg_bindir=dict(type="path"),
+        extra_manifest=dict(type="dict", default={}),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           mutually_exclusive=[("app_state_paths", "app_state_archive")])
+    Backup(module).run()
+
+
+if __name__ == "__main__":
+    main()
