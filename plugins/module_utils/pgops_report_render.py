@@ -114,7 +114,7 @@ def svg_bar_chart(items, title, unit="", width=720, bar_height=18, label_width=2
         parts.append("<text x=\"0\" y=\"%d\" fill=\"#777\">no data</text>" % (top + 12))
     for i, (label, value) in enumerate(items):
         y = top + i * (bar_height + gap)
-        w = 0 if biggest <= 0 else max(1, int(round(bar_space * value / biggest)))
+        w = 0 if biggest <= 0 or value <= 0 else max(1, int(round(bar_space * value / biggest)))
         short = label if len(label) <= 40 else label[:37] + "..."
         parts.append("<g><title>%s: %s</title>" % (esc(label), esc(fmt(value))))
         parts.append("<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>" % (label_width - 8, y + bar_height - 5,
