@@ -1,0 +1,313 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgops.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pg_backup_restore
+short_description: Restore a verified pg_backup backup into a new database and swap names, or clean-restore in place
+description:
+  - Refuses to run unless O(confirm) is exactly C(RESTORE <target_db>).
+  - Re-checks the sha256 of every file of the backup first, and that every extension of the dump (PostGIS...)
+    is available on the server, before changing anything.
+  - C(mode=swap) (default) restores into C(<target>_restore_<ts>), compares the exact row count of every table
+    with the manifest, then renames the current database to C(<target>_pre_restore_<ts>) (kept) and the restored
+    one to C(<target>). Database-level privileges of the old database are re-granted on the new one. Sessions
+    connected to the target at swap time fail the swap (they are named) unless O(terminate_sessions).
+  - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target.
+  - Directory (and unpiped custom) archives restore with C(pg_restore -j).
+  - O(restore_globals) replays C(globals.sql) first; roles that already exist are skipped and reported.
+version_added: 0.1.0
+author: pgops.deploy contributors
+extends_documentation_fragment:
+  - pgops.deploy.postgres
+options:
+  path:
+    description: Backup directory. Alternative to O(backup_root) + O(backup_id).
+    type: path
+  backup_root:
+    description: Directory holding the backups.
+    type: path
+  backup_id:
+    description: Backup under O(backup_root); C(latest) is the latest verified one.
+    type: str
+    default: latest
+  target_db:
+    description: Database to restore. Default is the database the backup was taken from.
+    type: str
+  confirm:
+    description: Must be exactly C(RESTORE <target_db>).
+    type: str
+    required: true
+  mode:
+    description: C(swap) - restore beside and rename; C(clean) - drop and recreate objects in place.
+    type: str
+    choices: [swap, clean]
+    default: swap
+  terminate_sessions:
+    description: Terminate sessions connected to the target at swap time instead of failing.
+    type: bool
+    default: false
+  jobs:
+    description: pg_restore jobs. C(0) uses the number of CPUs.
+    type: int
+    default: 0
+  restore_globals:
+    description: Replay the backup's C(globals.sql) (roles) before restoring.
+    type: bool
+    default: false
+  allow_unverified:
+    description: Allow restoring a backup whose manifest is not C(verified).
+    type: bool
+    default: false
+  verify_checksums:
+    description: Recompute every file's sha256 before restoring.
+    type: bool
+    default: true
+  pg_bindir:
+    description: Directory of pg_restore / psql; default is the PATH.
+    type: path
+notes:
+  - O(login_db) is the maintenance database the module connects to (default C(postgres)).
+  - Check mode verifies checksums and preconditions and reports the plan without creating or renaming anything.
+"""
+
+EXAMPLES = r"""
+- name: Restore the latest verified backup of santri
+  pgops.deploy.pg_backup_restore:
+    backup_root: /var/backups/pgops/santri
+    confirm: RESTORE santri
+    terminate_sessions: true
+"""
+
+RETURN = r"""
+target_db:
+  description: Database restored.
+  returned: always
+  type: str
+restored_from:
+  description: Backup directory.
+  returned: always
+  type: str
+previous_db:
+  description: Name the previous database was renamed to (C(mode=swap)).
+  returned: when mode=swap
+  type: str
+row_counts:
+  description: Row counts found after restore.
+  returned: success
+  type: dict
+mismatches:
+  description: Tables whose row count differs from the manifest.
+  returned: always
+  type: list
+terminated:
+  description: Sessions terminated at swap time.
+  returned: when mode=swap
+  type: list
+globals:
+  description: C(applied), C(skipped) (already existing roles), C(errors).
+  returned: when restore_globals
+  type: dict
+duration_s:
+  description: Seconds spent restoring.
+  returned: success
+  type: float
+queries:
+  description: SQL statements executed.
+  returned: always
+  type: list
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
+    GLOBALS_FILE, LATEST_LINK, BackupError, Pipeline, compare_counts, confirm_phrase,
+    copy_database_acl, count_rows, create_database, db_exists, missing_extensions, pg_env, read_manifest,
+    restore_stages, scratch_name, sessions_on, utc_now, verify_checksums)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
+    PgSession, postgres_common_argument_spec, quote_ident)
+
+
+def tool(bindir, name):
+    return os.path.join(bindir, name) if bindir else (shutil.which(name) or name)
+
+
+class Restore(object):
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.session = None
+        self.result = dict(changed=False, mismatches=[], queries=[])
+
+    def fail(self, msg):
+        if self.session is not None:
+            self.result["queries"] = self.session.queries
+        self.module.fail_json(msg=msg, **self.result)
+
+    def resolve(self):
+        p = self.p
+        if p["path"]:
+            return p["path"].rstrip("/")
+        if not p["backup_root"]:
+            self.fail("give path (a backup directory) or backup_root (+ backup_id)")
+        path = os.path.join(p["backup_root"], p["backup_id"])
+        if p["backup_id"] == LATEST_LINK and not os.path.exists(path):
+            self.fail("no verified backup under %s (no '%s' link); pass restore_backup_id or a path"
+                      % (p["backup_root"], LATEST_LINK))
+        return os.path.realpath(path)
+
+    def run(self):
+        p = self.p
+        path = self.resolve()
+        try:
+            manifest = read_manifest(path)
+        except BackupError as exc:
+            self.fail(str(exc))
+        target = p["target_db"] or manifest["database"]
+        self.result.update(target_db=target, restored_from=path, backup_id=manifest.get("backup_id"))
+        expected = confirm_phrase(target)
+        if p["confirm"] != expected:
+            self.fail("Refusing to restore %s: confirmation missing. Pass restore_confirm='%s' (exactly), received %r."
+                      % (target, expected, p["confirm"]))
+        if not manifest.get("verified") and not p["allow_unverified"]:
+            self.fail("backup %s is not verified (status %s); verify it first or pass allow_unverified"
+                      % (path, manifest.get("status")))
+        if p["verify_checksums"]:
+            problems = verify_checksums(manifest, path)
+            if problems:
+                self.fail("backup %s failed its checksum check, not restoring: %s" % (path, "; ".join(problems)))
+            self.result["checksums"] = "%d files match" % len(manifest["files"])
+        self.session = PgSession(self.module, autocommit=True)
+        missing = missing_extensions(self.session, manifest)
+        if missing:
+            self.fail("extensions %s used by the dump are not available on the server; install them "
+                      "(e.g. postgresql-15-postgis-3) before restoring" % ", ".join(missing))
+        exists = db_exists(self.session, target)
+        if p["mode"] == "clean" and not exists:
+            self.fail("mode=clean restores into the existing database %s, which does not exist; use mode=swap" % target)
+        now = utc_now()
+        new = scratch_name(target, "restore", now) if p["mode"] == "swap" else target
+        previous = scratch_name(target, "pre_restore", now) if p["mode"] == "swap" and exists else None
+        self.result.update(mode=p["mode"], restore_db=new, previous_db=previous)
+        if self.module.check_mode:
+            self.result.update(changed=True, queries=self.session.queries,
+                               msg="would restore %s into %s%s" % (path, new, (
+                                   " and swap (%s -> %s, %s -> %s)" % (target, previous, new, target)) if previous else ""))
+            self.module.exit_json(**self.result)
+
+        self.result["changed"] = True
+        if p["restore_globals"]:
+            self.result["globals"] = self.replay_globals(manifest, path)
+        t0 = time.monotonic()
+        if p["mode"] == "swap":
+            create_database(self.session, new, manifest, owner=self.owner_of(target) if exists else None)
+        jobs = p["jobs"] or os.cpu_count() or 1
+        stages, stdin = restore_stages(manifest, path, new, tool(p["pg_bindir"], "pg_restore"),
+                                       tool(p["pg_bindir"], "psql"), jobs=jobs, clean=p["mode"] == "clean")
+        self.result["commands"] = [" | ".join(" ".join(s) for s in stages)]
+        _rcs, err = Pipeline(stages, env=pg_env(p, new), stdin_path=stdin).run()
+        if err:
+            self.fail("restore of %s into %s failed (%s kept for inspection%s): %s" % (
+                path, new, new, "; the current database was NOT touched" if p["mode"] == "swap" else "", err))
+        self.result["restore_duration_s"] = round(time.monotonic() - t0, 3)
+        check = PgSession(self.module, dbname=new, autocommit=True)
+        try:
+            tables, matviews = count_rows(check)
+        finally:
+            check.close()
+        mism = compare_counts(manifest.get("row_counts") or {}, tables)
+        self.result.update(row_counts=tables, matview_row_counts=matviews, mismatches=mism)
+        if mism:
+            self.fail("restored database %s does not match the manifest (%s); not swapping, %s kept" % (
+                new, ", ".join("%s expected %s found %s" % (m["table"], m["expected"], m["found"]) for m in mism), new))
+        if p["mode"] == "swap":
+            self.swap(target, new, previous)
+        self.result.update(queries=self.session.queries, duration_s=round(time.monotonic() - t0, 3),
+                           msg="restored %s into %s: %d tables, row counts match the manifest%s" % (
+                               manifest.get("backup_id"), target, len(tables),
+                               (" (previous database kept as %s)" % previous) if previous else ""))
+        self.module.exit_json(**self.result)
+
+    def owner_of(self, dbname):
+        return self.session.scalar("SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database "
+                                   "WHERE datname = %s", (dbname,), record=False)
+
+    def swap(self, target, new, previous):
+        s = self.session
+        self.result["terminated"] = []
+        if previous:
+            sessions = sessions_on(s, target)
+            if sessions and not self.p["terminate_sessions"]:
+                self.fail("cannot swap: %d session(s) connected to %s: %s. Stop the application or pass "
+                          "restore_terminate_sessions=true. The restored copy is ready as %s." % (
+                              len(sessions), target, ", ".join("pid %s (%s, %s, %s)" % (
+                                  x["pid"], x["user"], x["application"] or "-", x["client"] or "local")
+                                  for x in sessions), new))
+            self.result["acl"] = copy_database_acl(s, target, new)
+            # Close the door first so nothing reconnects between terminate and rename.
+            s.execute("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false" % quote_ident(target))
+            try:
+                for x in sessions_on(s, target):
+                    s.execute("SELECT pg_catalog.pg_terminate_backend(%s)", (x["pid"],))
+                    self.result["terminated"].append(x)
+                for _i in range(50):
+                    if not sessions_on(s, target):
+                        break
+                    time.sleep(0.1)
+                s.execute("ALTER DATABASE %s RENAME TO %s" % (quote_ident(target), quote_ident(previous)))
+            except Exception as exc:
+                s.execute("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true" % quote_ident(target))
+                self.fail("swap failed before renaming %s (connections re-allowed): %s" % (target, exc))
+            s.execute("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true" % quote_ident(previous))
+        s.execute("ALTER DATABASE %s RENAME TO %s" % (quote_ident(new), quote_ident(target)))
+
+    def replay_globals(self, manifest, path):
+        gfile = os.path.join(path, manifest.get("globals") or GLOBALS_FILE)
+        if not os.path.isfile(gfile):
+            self.fail("restore_globals requested but the backup has no %s" % GLOBALS_FILE)
+        argv = [tool(self.p["pg_bindir"], "psql"), "-X", "--no-password", "-d", self.p["login_db"] or "postgres",
+                "-v", "ON_ERROR_STOP=0", "-f", gfile]
+        proc = subprocess.run(argv, env=pg_env(self.p), capture_output=True, text=True)
+        errors = [ln for ln in proc.stderr.splitlines() if "ERROR:" in ln]
+        skipped = [ln.split("ERROR:", 1)[1].strip() for ln in errors if "already exists" in ln]
+        other = [ln.split("ERROR:", 1)[1].strip() for ln in errors if "already exists" not in ln]
+        # Re-creating the connected superuser and similar harmless noise only.
+        other = [e for e in other if "current user cannot be dropped" not in e]
+        if proc.returncode != 0 or other:
+            self.fail("replaying %s failed (rc %s): %s" % (gfile, proc.returncode, "; ".join(other) or proc.stderr))
+        return dict(applied=gfile, skipped=skipped, errors=other)
+
+
+def main():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        path=dict(type="path"),
+        backup_root=dict(type="path"),
+        backup_id=dict(type="str", default="latest"),
+        target_db=dict(type="str"),
+        confirm=dict(type="str", required=True),
+        mode=dict(type="str", default="swap", choices=["swap", "clean"]),
+        terminate_sessions=dict(type="bool", default=False),
+        jobs=dict(type="int", default=0),
+        restore_globals=dict(type="bool", default=False),
+        allow_unverified=dict(type="bool", default=False),
+        verify_checksums=dict(type="bool", default=True),
+        pg_bindir=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           mutually_exclusive=[("path", "backup_root")])
+    Restore(module).run()
+
+
+if __name__ == "__main__":
+    main()
