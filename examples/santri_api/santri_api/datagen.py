@@ -31,6 +31,8 @@ SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2,
               "MIB": 1024 ** 2, "G": 1024 ** 3, "GB": 1024 ** 3, "GIB": 1024 ** 3, "T": 1024 ** 4,
               "TB": 1024 ** 4, "TIB": 1024 ** 4}
 
+# Measured: santri + score + map rows with all their indexes take ~700 bytes each.
+BYTES_PER_SANTRI = 700
 MASK = 9223372036854775807  # hashint8extended() is signed: keep it non-negative
 
 PESANTREN_SQL = """
@@ -156,7 +158,7 @@ def build_parser():
     parser.add_argument("--rows", type=positive_int,
                         help="santri rows to add (with --target-size: the most to add)")
     parser.add_argument("--pesantren", type=positive_int,
-                        help="make sure pesantren ids 1..M exist (default: max(10, rows/250, existing))")
+                        help="make sure pesantren ids 1..M exist (default: one per 250 santri, at least 10)")
     parser.add_argument("--seed", type=int, default=42, help="data seed (default 42)")
     parser.add_argument("--target-size", type=parse_size,
                         help="keep adding batches until pg_database_size reaches this (e.g. 1GB)")
@@ -274,7 +276,9 @@ def run(args):
         gen = Generator(conn, args.seed)
         max_santri = gen.scalar("SELECT coalesce(max(id), 0) FROM santri_pribadi")
         existing_pes = gen.scalar("SELECT coalesce(max(id), 0) FROM pondok_pesantren")
-        npes = args.pesantren or max(existing_pes, 10, (args.rows or 3000000) // 250)
+        # One pesantren per ~250 santri; with only --target-size, ~700 bytes per santri.
+        planned = args.rows or args.target_size // BYTES_PER_SANTRI
+        npes = args.pesantren or max(existing_pes, 10, planned // 250)
         size0 = gen.db_size()
         log("start: %d santri, %d pesantren, database %s; seed %d; mode %s"
             % (max_santri, existing_pes, human(size0), args.seed,

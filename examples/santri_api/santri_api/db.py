@@ -7,15 +7,13 @@ pool stuck on dead connections.
 
 import logging
 import os
-from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
 
-log = logging.getLogger("santri_api")
+from santri_api.config import APP_DIR, database_url, env_file_path  # noqa: F401 (re-exported)
 
-# The app dir is the parent of the package: it holds .env, REVISION and migrations/.
-APP_DIR = Path(__file__).resolve().parent.parent
+log = logging.getLogger("santri_api")
 
 CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", "3"))
 STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "10000"))
@@ -23,40 +21,6 @@ STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "10000"))
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached (or is not configured)."""
-
-
-def load_env_file(path):
-    """KEY=VALUE lines of a .env file (comments, blank lines and `export ` allowed)."""
-    values = {}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):]
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def env_file_path():
-    return Path(os.environ.get("SANTRI_ENV_FILE") or APP_DIR / ".env")
-
-
-def database_url():
-    """DATABASE_URL from the process environment, else from the app's .env file."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    return load_env_file(env_file_path()).get("DATABASE_URL")
 
 
 def describe_url(url):

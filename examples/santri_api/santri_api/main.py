@@ -3,7 +3,6 @@
 environment or the app's .env file."""
 
 import logging
-import os
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated
@@ -13,10 +12,16 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from santri_api import __version__, db
+from santri_api import __version__, config, db
 from santri_api import gis  # since 1.1.0
 
 log = logging.getLogger("santri_api")
+if not log.handlers and not logging.getLogger().handlers:
+    # uvicorn/gunicorn configure only their own loggers: give ours a plain stderr handler.
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
 
 # Probe used by /health; must stay cheap and side-effect free.
 HEALTH_SQL = "SELECT 1"
@@ -24,21 +29,9 @@ HEALTH_CONNECT_TIMEOUT = 2
 HEALTH_STATEMENT_TIMEOUT_MS = 2000
 
 
-def read_revision():
-    """Deployed revision: REVISION file in the app dir, else $APP_REVISION, else 'unknown'.
-
-    Read once at import: it names the code this process runs, even if the checkout
-    moves on before the restart."""
-    try:
-        text = (db.APP_DIR / "REVISION").read_text(encoding="utf-8").strip()
-        if text:
-            return text
-    except OSError:
-        pass
-    return os.environ.get("APP_REVISION", "").strip() or "unknown"
-
-
-REVISION = read_revision()
+# Read once at import: it names the code this process runs, even if the checkout moves
+# on before the restart.
+REVISION = config.read_revision()
 
 
 @asynccontextmanager
