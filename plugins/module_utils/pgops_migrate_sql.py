@@ -174,7 +174,8 @@ def split_statements(sql):
             paren = max(paren - 1, 0)
         elif ch == ";" and paren == 0 and atomic_depth == 0:
             text = sql[start:i].rstrip()
-            out.append(Statement(text, start_line, "".join(code)))
+            if text:  # a lone ';' is an empty statement
+                out.append(Statement(text, start_line, "".join(code)))
             start = start_line = None
             code = []
             i += 1
