@@ -173,7 +173,7 @@ def retention_plan(backups, keep_last=None, keep_days=None, now=None):
     now = now or utc_now()
     keep, delete = [], []
     verified = sorted((b for b in backups if b.get("status") == STATUS_VERIFIED),
-                      key=lambda b: b["created"], reverse=True)
+                      key=lambda b: (b["created"], b["id"]), reverse=True)
     for b in backups:
         if b.get("status") != STATUS_VERIFIED:
             delete.append((b["id"], "status %s (not a verified backup)" % b.get("status")))
