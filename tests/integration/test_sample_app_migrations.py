@@ -111,3 +111,26 @@ def test_no_transaction_file_fails_inside_a_transaction(pg_db):
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "cannot run inside a transaction block" in proc.stderr
     assert os.path.basename(v7).startswith("V7__")
+
+
+def test_app_role_gets_only_what_the_api_needs(pg_db):
+    """With role santri_app present, the grants let it write scores (the SECURITY DEFINER
+    trigger updates the map tables for it) but not write the map tables itself."""
+    pg_db.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'santri_app') THEN "
+                "CREATE ROLE santri_app LOGIN; END IF; END $$")
+    apply_migrations(pg_db)
+    pg_db.query("""
+        INSERT INTO pondok_pesantren (id, nama, kabupaten, provinsi, lokasi)
+        VALUES (1, 'PP Nurul Huda', 'Kab. Demak', 'Jawa Tengah', ST_SetSRID(ST_MakePoint(110.6, -6.9), 4326));
+        INSERT INTO santri_pribadi (id, nis, nama, jenis_kelamin, tanggal_lahir, pesantren_id, kabupaten,
+                                    provinsi, lokasi)
+        VALUES (1, 'N1', 'Zahra Amalia', 'P', '2009-01-01', 1, 'Kab. Demak', 'Jawa Tengah',
+                ST_SetSRID(ST_MakePoint(110.6, -6.9), 4326));""")
+    as_app = "SET ROLE santri_app; "
+    pg_db.psql(as_app + "INSERT INTO santri_skor (santri_id, skor) VALUES (1, 77)")
+    assert pg_db.scalar("SELECT skor::float FROM santri_map WHERE santri_id = 1") == 77.0
+    assert pg_db.psql(as_app + "SELECT count(*) FROM mv_santri_stats_kabupaten").returncode == 0
+    proc = pg_db.psql(as_app + "UPDATE santri_map SET skor = 1", check=False)
+    assert proc.returncode != 0 and "permission denied" in proc.stderr
+    proc = pg_db.psql(as_app + "DELETE FROM santri_pribadi", check=False)
+    assert proc.returncode != 0 and "permission denied" in proc.stderr
