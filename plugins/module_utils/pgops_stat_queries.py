@@ -146,14 +146,20 @@ SELECT current_setting('max_connections')::int AS max_connections,
 
 
 def collect_sizes(session, opts):
+    # Total size once per relation; the split into heap / indexes only for the top N.
     tables = rows(session, """
+WITH total AS (
+    SELECT c.oid, pg_catalog.pg_total_relation_size(c.oid) AS total_bytes
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'm', 'p') AND """ + USER_SCHEMAS + """
+    ORDER BY 2 DESC, 1 LIMIT %s
+)
 SELECT n.nspname AS schema, c.relname AS name,
        CASE c.relkind WHEN 'm' THEN 'materialized view' WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
-       pg_catalog.pg_total_relation_size(c.oid) AS total_bytes, pg_catalog.pg_relation_size(c.oid) AS heap_bytes,
+       t.total_bytes, pg_catalog.pg_relation_size(c.oid) AS heap_bytes,
        pg_catalog.pg_indexes_size(c.oid) AS index_bytes, c.reltuples::bigint AS estimated_rows
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm', 'p') AND """ + USER_SCHEMAS + """
-ORDER BY pg_catalog.pg_total_relation_size(c.oid) DESC, 1, 2 LIMIT %s""", (opts["top"],))
+FROM total t JOIN pg_catalog.pg_class c ON c.oid = t.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ORDER BY t.total_bytes DESC, 1, 2""", (opts["top"],))
     indexes = rows(session, """
 SELECT n.nspname AS schema, c.relname AS name, t.relname AS "table", pg_catalog.pg_relation_size(c.oid) AS bytes
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -186,8 +192,7 @@ def collect_indexes(session, opts):
               and not f["backs_constraint"] and f["is_valid"]]
     duplicates = rows(session, """
 SELECT n.nspname AS schema, t.relname AS "table",
-       array_agg(ic.relname ORDER BY ic.relname) AS indexes,
-       array_agg(pg_catalog.pg_get_indexdef(ic.oid) ORDER BY ic.relname) AS definitions
+       array_agg(ic.relname ORDER BY ic.relname) AS indexes
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
