@@ -203,3 +203,17 @@ def test_lock_timeout_succeeds_when_blocker_releases_during_backoff(pg_db):
     view = res["views"][0]
     assert view["attempts"] >= 2 and view["method"] == "concurrent"
     assert res["changed"] is True
+
+
+def test_statement_timeout_fails_clearly_without_retries(pg_db):
+    pg_db.psql("CREATE MATERIALIZED VIEW slow_mv AS SELECT 1 AS x FROM pg_sleep(0.01)")
+    pg_db.psql("CREATE FUNCTION slow() RETURNS int LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(0.5)';"
+               "CREATE MATERIALIZED VIEW slower_mv AS SELECT slow() AS x")
+    res = run_module("matview_refresh", dict(pg_db.module_params, names=["slow_mv", "slower_mv"], retries=3,
+                                             view_options={"slower_mv": {"statement_timeout": "100ms"}}))
+    assert res["failed"]
+    assert "Refreshing public.slower_mv exceeded statement_timeout=100ms" in res["msg"]
+    views = by_name(res)
+    assert views["public.slower_mv"]["attempts"] == 1 and views["public.slower_mv"]["method"] == "failed"
+    assert views["public.slow_mv"]["method"] == "plain" and views["public.slow_mv"]["rows_after"] == 1
+    assert res["changed"] is True  # slow_mv was refreshed before the failure
