@@ -18,7 +18,8 @@ description:
   - C(mode=swap) (default) restores into C(<target>_restore_<ts>), compares the exact row count of every table
     with the manifest, then renames the current database to C(<target>_pre_restore_<ts>) (kept) and the restored
     one to C(<target>). Database-level privileges of the old database are re-granted on the new one. Sessions
-    connected to the target at swap time fail the swap (they are named) unless O(terminate_sessions).
+    connected to the target fail the restore, naming them, before anything changes and again at swap time,
+    unless O(terminate_sessions) (then new connections are blocked, sessions terminated, names swapped).
   - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target.
   - Directory (and unpiped custom) archives restore with C(pg_restore -j).
   - O(restore_globals) replays C(globals.sql) first; roles that already exist are skipped and reported.
@@ -199,6 +200,8 @@ class Restore(object):
         new = scratch_name(target, "restore", now) if p["mode"] == "swap" else target
         previous = scratch_name(target, "pre_restore", now) if p["mode"] == "swap" and exists else None
         self.result.update(mode=p["mode"], restore_db=new, previous_db=previous)
+        if exists and not p["terminate_sessions"]:
+            self.check_sessions(target, "before restoring (nothing changed yet)")
         if self.module.check_mode:
             self.result.update(changed=True, queries=self.session.queries,
                                msg="would restore %s into %s%s" % (path, new, (
@@ -242,17 +245,21 @@ class Restore(object):
         return self.session.scalar("SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database "
                                    "WHERE datname = %s", (dbname,), record=False)
 
+    def check_sessions(self, target, when):
+        sessions = sessions_on(self.session, target)
+        if sessions:
+            self.fail("cannot restore %s: %d session(s) connected to it (%s): %s. Stop the application or pass "
+                      "restore_terminate_sessions=true." % (target, len(sessions), when, ", ".join(
+                          "pid %s (user %s, application %s, client %s)" % (
+                              x["pid"], x["user"], x["application"] or "-", x["client"] or "local socket")
+                          for x in sessions)))
+
     def swap(self, target, new, previous):
         s = self.session
         self.result["terminated"] = []
         if previous:
-            sessions = sessions_on(s, target)
-            if sessions and not self.p["terminate_sessions"]:
-                self.fail("cannot swap: %d session(s) connected to %s: %s. Stop the application or pass "
-                          "restore_terminate_sessions=true. The restored copy is ready as %s." % (
-                              len(sessions), target, ", ".join("pid %s (%s, %s, %s)" % (
-                                  x["pid"], x["user"], x["application"] or "-", x["client"] or "local")
-                                  for x in sessions), new))
+            if not self.p["terminate_sessions"]:
+                self.check_sessions(target, "at swap time; the restored copy is ready as %s" % new)
             self.result["acl"] = copy_database_acl(s, target, new)
             # Close the door first so nothing reconnects between terminate and rename.
             s.execute("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false" % quote_ident(target))

@@ -1,0 +1,312 @@
+"""Backup / restore (issue: fast, truly verified, restorable backups) against the real fixture cluster.
+
+Roles run through ansible-playbook against localhost with TCP vars pointed at the
+pytest cluster; modules run as their own processes. Nothing is mocked: real pg_dump,
+pg_restore, zstd, gzip, gpg, tar.
+"""
+
+import json
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from pgops_testlib import run_module, run_playbook, wait_for
+
+PB = "tests/integration/playbooks/"
+PASS = "correct horse battery staple"
+
+DATASET = """
+CREATE EXTENSION postgis;
+CREATE TABLE regions (id int PRIMARY KEY, name text NOT NULL, geom geometry(Polygon, 4326));
+INSERT INTO regions SELECT i, 'region ' || i, ST_MakeEnvelope(i, -8, i + 1, -7, 4326) FROM generate_series(1, 60) i;
+CREATE TABLE schools (id bigserial PRIMARY KEY, region_id int REFERENCES regions, name text,
+                      pt geometry(Point, 4326), score numeric(5, 2), tags text[]);
+INSERT INTO schools (region_id, name, pt, score, tags)
+  SELECT 1 + i % 60, 'school ' || i, ST_SetSRID(ST_MakePoint(1 + (i % 60) + 0.5, -7.5), 4326),
+         (i % 10000) / 100.0, ARRAY['t' || (i % 7)]
+    FROM generate_series(1, 20000) i;
+CREATE INDEX schools_pt_gist ON schools USING gist (pt);
+CREATE TABLE "Audit Log" (id int, note text);
+INSERT INTO "Audit Log" SELECT i, repeat('x', i % 50) FROM generate_series(1, 500) i;
+CREATE MATERIALIZED VIEW mv_region_stats AS
+  SELECT r.id, count(s.*) AS schools FROM regions r LEFT JOIN schools s ON s.region_id = r.id GROUP BY r.id;
+"""
+
+TABLES = ["regions", "schools", '"Audit Log"', "mv_region_stats"]
+
+
+def fingerprint(db):
+    """Ordered-row checksum + count of every table and the matview."""
+    out = {}
+    for table in TABLES:
+        out[table] = db.query("SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM %s t"
+                              % table)[0]
+    return out
+
+
+@pytest.fixture
+def gis_db(pg_db):
+    pg_db.psql(DATASET)
+    return pg_db
+
+
+@pytest.fixture
+def bdir(tmp_path):
+    path = str(tmp_path / "backups")
+    return path
+
+
+def backup_vars(db, bdir, tmp_path, **extra):
+    ev = dict(backup_db_name=db.name, backup_dir=bdir, backup_db_host=db.host, backup_db_port=db.port,
+              backup_become=False, backup_progress_interval=1, test_out=str(tmp_path / "backup_result.json"))
+    ev.update(extra)
+    return ev
+
+
+def restore_vars(db, bdir, tmp_path, **extra):
+    ev = dict(restore_db_name=db.name, restore_backup_dir=bdir, restore_db_host=db.host, restore_db_port=db.port,
+              restore_become=False, test_out=str(tmp_path / "restore_result.json"))
+    ev.update(extra)
+    return ev
+
+
+def run_backup(db, bdir, tmp_path, **extra):
+    ev = backup_vars(db, bdir, tmp_path, **extra)
+    proc = run_playbook(PB + "backup_run.yml", extra_vars=ev)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with open(ev["test_out"]) as fh:
+        return json.load(fh), proc.stdout
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def largest_dump_file(result):
+    man = result["manifest"]
+    names = [n for n in man["files"] if n == man["dump"] or n.startswith(man["dump"] + "/")]
+    return os.path.join(result["path"], max(names, key=lambda n: man["files"][n]["size"]))
+
+
+# ---------------------------------------------------------------- backup + verification
+
+
+def test_backup_role_writes_verified_manifest_and_detects_corruption(gis_db, bdir, tmp_path):
+    envfile = tmp_path / "app.env"
+    envfile.write_text("DATABASE_URL=postgresql://santri_app:secret@db/santri\n")
+    result, out = run_backup(gis_db, bdir, tmp_path, backup_app_state_paths=[str(envfile)],
+                             backup_app_revision="abc1234")
+    man = result["manifest"]
+    assert result["verified"] is True and man["verified"] is True and man["status"] == "verified"
+    assert "VERIFIED" in out and result["backup_id"] in out
+    with open(os.path.join(result["path"], "progress.json")) as fh:
+        progress = json.load(fh)
+    assert progress["phase"] == "done" and progress["bytes"] == man["dump_size"]
+    assert progress["tables_done"] == progress["tables_total"] == 4  # incl. spatial_ref_sys
+    # Exact row counts, same snapshot as the dump; matviews separately.
+    assert man["row_counts"]["public.schools"] == 20000
+    assert man["row_counts"]["public.regions"] == 60
+    assert man["row_counts"]["public.Audit Log"] == 500
+    assert man["matview_row_counts"]["public.mv_region_stats"] == 60
+    assert man["extensions"]["postgis"] == man["postgis_version"] and man["postgis_version"]
+    assert man["server_version_num"] >= 150000 and man["app_revision"] == "abc1234"
+    assert man["format"] == "directory" and man["compressor"] == "gzip" and man["compression_level"] == 1
+    assert man["exit_status"] == {"pg_dump": 0}
+    assert [c["name"] for c in man["verification"]["checks"]] == ["checksums", "read"]
+    # Files on disk: checksums in the manifest, secrets 0600, dirs 0700, latest points here.
+    assert mode(bdir) == 0o700 and mode(result["path"]) == 0o700
+    for name in ("globals.sql", "app_state.tar.gz", "manifest.json"):
+        assert mode(os.path.join(result["path"], name)) == 0o600, name
+    assert "globals.sql" in man["files"] and "app_state.tar.gz" in man["files"]
+    assert os.readlink(os.path.join(bdir, "latest")) == result["backup_id"]
+    with open(os.path.join(bdir, "latest.json")) as fh:
+        assert json.load(fh)["checksum"] == result["checksum"]
+
+    # Verify-only entry point passes on the intact backup...
+    vo = dict(backup_db_name=gis_db.name, backup_dir=bdir, backup_become=False)
+    ok = run_playbook(PB + "backup_verify_only.yml", extra_vars=vo)
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    # ...and fails after one flipped byte, naming the file.
+    victim = largest_dump_file(result)
+    with open(victim, "r+b") as fh:
+        fh.seek(os.path.getsize(victim) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    bad = run_playbook(PB + "backup_verify_only.yml", extra_vars=vo)
+    assert bad.returncode != 0
+    assert "FAILED verification" in bad.stdout and os.path.relpath(victim, result["path"]) in bad.stdout
+
+    # A truncated dump passes `pg_restore --list` but not the read-every-block check.
+    with open(victim, "r+b") as fh:
+        fh.truncate(os.path.getsize(victim) // 2)
+    read = run_module("pg_backup_verify", dict(path=result["path"], checks=["read"], update_manifest=False,
+                                               mark_latest=False))
+    assert read["failed"] and read["checks"][0]["name"] == "read" and read["checks"][0]["ok"] is False
+
+
+@pytest.mark.parametrize("fmt,compressor", [("custom", "zstd"), ("plain", "gzip")])
+def test_single_file_formats_verify_with_restore_test(gis_db, bdir, fmt, compressor):
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, format=fmt, compressor=compressor))
+    assert not r["failed"], r["msg"]
+    assert r["manifest"]["compression_via"] == "pipe"
+    assert r["manifest"]["exit_status"] == {"pg_dump": 0, compressor: 0}
+    v = run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                            checks=["checksums", "read", "restore"]))
+    assert not v["failed"], v["msg"]
+    restore = [c for c in v["checks"] if c["name"] == "restore"][0]
+    assert restore["ok"] and restore["mismatches"] == []
+    # The scratch database is gone afterwards.
+    assert gis_db.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", (restore["scratch_db"],)) == 0
+
+
+# ---------------------------------------------------------------- restore
+
+
+def test_restore_round_trip_swaps_and_restores_identical_contents(gis_db, bdir, tmp_path):
+    before = fingerprint(gis_db)
+    result, _out = run_backup(gis_db, bdir, tmp_path)
+    gis_db.psql('DELETE FROM schools WHERE id % 3 = 0; DROP TABLE "Audit Log"; DROP MATERIALIZED VIEW mv_region_stats;')
+    assert fingerprint_safe(gis_db) != before
+
+    # No confirmation: refused, with the exact phrase to pass; nothing touched.
+    refused = run_playbook(PB + "restore_run.yml", extra_vars=restore_vars(gis_db, bdir, tmp_path))
+    assert refused.returncode != 0
+    assert "restore_confirm='RESTORE %s'" % gis_db.name in refused.stdout
+    assert gis_db.scalar("SELECT count(*) FROM schools") < 20000
+
+    # A session connected to the target blocks the swap unless terminate is asked for; it is named.
+    holder = gis_db.connect()
+    holder.cursor().execute("SET application_name = 'blocking-client'")
+    ev = restore_vars(gis_db, bdir, tmp_path, restore_confirm="RESTORE %s" % gis_db.name, restore_globals=True)
+    blocked = run_playbook(PB + "restore_run.yml", extra_vars=ev)
+    assert blocked.returncode != 0 and "blocking-client" in blocked.stdout and "nothing changed yet" in blocked.stdout
+    assert gis_db.scalar("SELECT count(*) FROM schools") < 20000  # swap did not happen
+
+    ev["restore_terminate_sessions"] = True
+    done = run_playbook(PB + "restore_run.yml", extra_vars=ev)
+    assert done.returncode == 0, done.stdout[-4000:]
+    with open(ev["test_out"]) as fh:
+        rr = json.load(fh)
+    assert rr["mismatches"] == [] and rr["row_counts"] == result["manifest"]["row_counts"]
+    assert [t["application"] for t in rr["terminated"]] == ["blocking-client"]
+    assert any("already exists" in s for s in rr["globals"]["skipped"])
+    assert fingerprint(gis_db) == before
+    # The previous database is kept (with the damaged data) under its pre_restore name.
+    prev = gis_db.cluster.database(rr["previous_db"])
+    assert prev.scalar("SELECT count(*) FROM schools") < 20000
+    gis_db.cluster.drop_database(rr["previous_db"])
+    for name in [r[0] for r in gis_db.query("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                            (gis_db.name + "_restore_%",))]:
+        gis_db.cluster.drop_database(name)
+
+
+def fingerprint_safe(db):
+    try:
+        return fingerprint(db)
+    except Exception as exc:  # a dropped table is a difference too
+        return str(exc)
+
+
+def test_encrypted_copy_round_trip_restores_from_archive(gis_db, bdir, tmp_path):
+    before = fingerprint(gis_db)
+    ctl = tmp_path / "controller"
+    ctl.mkdir()
+    result, _out = run_backup(gis_db, bdir, tmp_path, backup_encryption="gpg", backup_encryption_passphrase=PASS,
+                              backup_copy_to_controller_dir=str(ctl))
+    archive = ctl / (result["backup_id"] + ".tar.gpg")
+    assert archive.exists() and result["archive"]["encryption"] == "gpg"
+    assert not os.path.exists(result["path"] + ".tar.gpg")  # local staging archive removed
+    data = archive.read_bytes()
+    assert b"PGDMP" not in data and b"CREATE ROLE" not in data  # really encrypted
+
+    # Wrong passphrase: fails, extracts nothing.
+    other = str(tmp_path / "offsite-restore")
+    wrong = run_module("pg_backup_archive", dict(state="unpacked", archive=str(archive), dest=other, encryption="gpg",
+                                                 passphrase="not the passphrase at all"))
+    assert wrong["failed"] and os.listdir(other) == []
+
+    gis_db.psql("TRUNCATE schools")
+    ev = restore_vars(gis_db, other, tmp_path, restore_archive=str(archive), restore_encryption="gpg",
+                      restore_encryption_passphrase=PASS, restore_confirm="RESTORE %s" % gis_db.name,
+                      restore_mode="clean")
+    proc = run_playbook(PB + "restore_run.yml", extra_vars=ev)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert PASS not in proc.stdout
+    assert fingerprint(gis_db) == before
+
+
+# ---------------------------------------------------------------- guards, retention, pipes
+
+
+def test_disk_full_guard_fails_before_dumping(gis_db, bdir, tmp_path):
+    ev = backup_vars(gis_db, bdir, tmp_path, backup_free_bytes_override=4096)
+    proc = run_playbook(PB + "backup_run.yml", extra_vars=ev)
+    assert proc.returncode != 0
+    assert "would not fit" in proc.stdout and "4.0 KiB" in proc.stdout and "pg_database_size" in proc.stdout
+    assert not os.path.exists(bdir) or os.listdir(bdir) == []
+
+
+def test_check_mode_writes_nothing(gis_db, bdir, tmp_path):
+    proc = run_playbook(PB + "backup_run.yml", extra_vars=backup_vars(gis_db, bdir, tmp_path), check=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "would back up %s" % gis_db.name in proc.stdout and "--format=directory" in proc.stdout
+    assert not os.path.exists(bdir)
+
+
+def test_retention_removes_failed_and_unverified_first_and_keeps_newest_verified(gis_db, bdir, tmp_path):
+    params = dict(gis_db.module_params, backup_root=bdir, dump_globals=False, format="custom")
+    for bid in ("r1", "r2", "r3"):
+        r = run_module("pg_backup", dict(params, backup_id=bid))
+        assert not r["failed"], r["msg"]
+        assert not run_module("pg_backup_verify", dict(path=r["path"]))["failed"]
+    unverified = run_module("pg_backup", dict(params, backup_id="r4"))
+    assert unverified["manifest"]["verified"] is False
+    failed = run_module("pg_backup", dict(params, backup_id="r5", app_state_paths=[str(tmp_path / "missing.env")]))
+    assert failed["failed"] and "app_state_paths not found" in failed["msg"]
+    with open(os.path.join(bdir, "r5", "manifest.json")) as fh:
+        assert json.load(fh)["status"] == "failed"
+
+    plan = run_module("pg_backup_retention", dict(backup_root=bdir, keep_last=2), check_mode=True)
+    assert sorted(d["id"] for d in plan["deleted"]) == ["r1", "r4", "r5"]
+    assert sorted(os.listdir(bdir)) == ["latest", "latest.json", "r1", "r2", "r3", "r4", "r5"]  # check mode
+
+    done = run_module("pg_backup_retention", dict(backup_root=bdir, keep_last=2))
+    assert done["changed"] and sorted(os.listdir(bdir)) == ["latest", "latest.json", "r2", "r3"]
+    # keep_days=0 with keep_last=1 still keeps the newest verified one (latest).
+    last = run_module("pg_backup_retention", dict(backup_root=bdir, keep_last=1, keep_days=0))
+    assert [d["id"] for d in last["deleted"]] == ["r2"]
+    assert sorted(os.listdir(bdir)) == ["latest", "latest.json", "r3"]
+    assert os.readlink(os.path.join(bdir, "latest")) == "r3"
+
+
+def test_pg_dump_failure_mid_pipe_fails_backup_and_keeps_latest(gis_db, bdir, tmp_path):
+    """pg_dump dies while zstd is happily compressing: the backup must fail (pipefail semantics)."""
+    params = dict(gis_db.module_params, backup_root=bdir, format="custom", compressor="zstd", dump_globals=False)
+    good = run_module("pg_backup", dict(params, backup_id="good"))
+    assert not run_module("pg_backup_verify", dict(path=good["path"]))["failed"]
+
+    # Hold a lock so pg_dump blocks on its LOCK TABLE, then kill its backend: pg_dump exits 1, zstd exits 0.
+    locker = gis_db.connect(autocommit=False)
+    locker.cursor().execute("LOCK TABLE schools IN ACCESS EXCLUSIVE MODE")
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(r=run_module("pg_backup", dict(params, backup_id="bad"))))
+    thread.start()
+    pid = wait_for(lambda: gis_db.scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LOCK TABLE%%' AND wait_event_type = 'Lock'",
+        (gis_db.name,)), timeout=60, what="pg_dump waiting for its table lock")
+    gis_db.query("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.5)
+    locker.rollback()  # lets the row-count transaction finish too
+    locker.close()
+    thread.join(120)
+    bad = box["r"]
+    assert bad["failed"] and "pg_dump exited 1" in bad["msg"]
+    with open(os.path.join(bdir, "bad", "manifest.json")) as fh:
+        man = json.load(fh)
+    assert man["status"] == "failed" and "pg_dump exited 1" in man["error"]
+    assert not os.path.exists(os.path.join(bdir, "bad", "db.dump.zst"))  # partial dump removed
+    assert os.readlink(os.path.join(bdir, "latest")) == "good"
