@@ -53,11 +53,11 @@ options:
     elements: dict
     default: []
   baseline_row_counts:
-    description: Pre-deploy row counts C({table: count}) (for example C(backup_manifest.row_counts)).
+    description: Pre-deploy row counts, a mapping of table name to count (for example C(backup_manifest.row_counts)).
     type: dict
     default: {}
   row_count_tolerance:
-    description: Per-table tolerance C({table: {absolute: N, percent: P}}); either bound suffices.
+    description: Per-table tolerance, a mapping of table name to C({absolute, percent}); either bound suffices.
     type: dict
     default: {}
   default_row_count_tolerance:
@@ -110,8 +110,8 @@ options:
     default: true
   log_sources:
     description:
-      - Logs to scan. Each item is C({type: journal, unit: NAME}) or C({type: file, path: PATH}), with an optional
-        C(name).
+      - Logs to scan. Each item has C(type) V(journal) with C(unit), or C(type) V(file) with C(path) (and C(optional)
+        to skip a missing file), plus an optional C(name).
       - File lines without timestamps inherit the previous line's timestamp; a file without any timestamp
         is scanned whole when it was modified after O(log_since), and skipped otherwise.
     type: list
