@@ -152,6 +152,7 @@ queries:
   type: list
 """
 
+import getpass
 import os
 import shutil
 import socket
@@ -284,9 +285,13 @@ class Backup(object):
             self.result["queries"] = self.session.queries
             self.module.exit_json(**self.result)
 
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        os.chmod(root, 0o700)
-        os.mkdir(bdir, 0o700)
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            os.chmod(root, 0o700)
+            os.mkdir(bdir, 0o700)
+        except OSError as exc:
+            self.fail("cannot create the backup directory %s as %s: %s (create backup_root owned by this user, mode 0700)"
+                      % (bdir, getpass.getuser(), exc))
         self.result["changed"] = True
         manifest = dict(
             format_version=1, tool="pgops.deploy.pg_backup", backup_id=backup_id, database=dbname,
