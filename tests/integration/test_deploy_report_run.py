@@ -8,7 +8,7 @@ import os
 from local_receivers import SmtpSink, WebhookSink
 from pgops_testlib import run_playbook
 
-INVENTORY = "tests/integration/playbooks/report_inventory.yml"
+INVENTORY = "tests/integration/inventory/report_hosts.yml"
 PLAYBOOK = "tests/integration/playbooks/report_run.yml"
 
 
