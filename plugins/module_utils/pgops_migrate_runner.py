@@ -435,10 +435,16 @@ class MigrationRunner(object):
                     duration_ms=int((time.time() - t0) * 1000), notices=self.s.notices[notices_before:])
 
     # ------------------------------------------------------------ touched tables
+    def _qualified(self, name):
+        return self.s.scalar(
+            "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            (name,), record=False)
+
     def count_rows(self, names):
         counts = {}
         for name in names:
-            reg = self.s.scalar("SELECT to_regclass(%s)::text", (name,), record=False)
+            reg = self._qualified(name)
             if reg is None:
                 counts[name] = None  # does not exist yet
                 continue
@@ -452,7 +458,7 @@ class MigrationRunner(object):
     def analyze(self, names):
         done = []
         for name in names:
-            reg = self.s.scalar("SELECT to_regclass(%s)::text", (name,), record=False)
+            reg = self._qualified(name)
             if reg is not None:
                 self.s.execute("ANALYZE %s" % reg)
                 done.append(reg)

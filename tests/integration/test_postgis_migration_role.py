@@ -1,0 +1,132 @@
+"""Role pgops.deploy.postgis_migration run by ansible-playbook against a real PostgreSQL + PostGIS (localhost, TCP)."""
+
+import json
+import os
+import re
+
+import pytest
+import yaml
+
+from pgops_testlib import run_playbook
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "migrations_postgis")
+
+
+def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="play.yml"):
+    out = str(tmp_path / "result.json")
+    role_vars = dict(
+        postgis_migration_db=db.name, postgis_migration_login_host=db.host,
+        postgis_migration_login_port=db.port, postgis_migration_login_user=db.user,
+        postgis_migration_become=False, postgis_migration_work_dir=str(tmp_path / "work"),
+        postgis_migration_retry_delay=0.2,
+        postgis_migration_extensions=[{"name": "postgis"}, {"name": "pg_trgm", "version": "1.6"}],
+    )
+    role_vars.update(extra_vars or {})
+    tasks = [{"name": "Run the role", "ansible.builtin.include_role": {"name": "pgops.deploy.postgis_migration"}}]
+    if rollback:
+        tasks.append({"name": "Roll back", "ansible.builtin.include_role": {
+            "name": "pgops.deploy.postgis_migration", "tasks_from": "rollback"}})
+    tasks.append({"name": "Save the result", "changed_when": False, "ansible.builtin.copy": {
+        "dest": out, "mode": "0600",
+        "content": "{{ {'result': postgis_migration_result | default(none), "
+                   "'rollback': postgis_migration_rollback_result | default(none)} | to_json }}"}})
+    playbook = [{"name": "Migrate", "hosts": "localhost", "gather_facts": False, "vars": role_vars,
+                 "pre_tasks": pre_tasks or [], "tasks": tasks}]
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+    proc = run_playbook(str(path))
+    result = json.load(open(out)) if os.path.exists(out) and proc.returncode == 0 else None
+    if os.path.exists(out):
+        os.unlink(out)
+    return proc, result
+
+
+def changed_count(output):
+    return int(re.search(r"localhost\s*:.*changed=(\d+)", output).group(1))
+
+
+@pytest.mark.slow
+def test_role_migrates_records_state_is_idempotent_and_rolls_back(pg_db, tmp_path):
+    pg_db.psql("CREATE EXTENSION postgis; CREATE TABLE public.places (id bigint PRIMARY KEY, name text NOT NULL, "
+               "note text, geom geometry(Point, 4326) NOT NULL); "
+               "INSERT INTO public.places SELECT g, 'x', NULL, ST_MakePoint(1, 1) FROM generate_series(1, 37) g")
+    pg_db.psql("DROP TABLE public.places")  # start clean but with postgis installed
+    src = tmp_path / "src"
+    os.makedirs(str(src))
+    for name in os.listdir(FIXTURE):
+        with open(os.path.join(FIXTURE, name), "rb") as fh:
+            (src / name).write_bytes(fh.read())
+    (src / "V11__more_places.sql").write_text("INSERT INTO public.places (name, geom) "
+                                              "VALUES ('extra', ST_SetSRID(ST_MakePoint(110, -7), 4326));\n")
+    (src / "R11__more_places.sql").write_text("DELETE FROM public.places WHERE name = 'extra';\n")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "V99__stale.sql").write_text("SELECT 1;\n")  # not in the source: must be removed
+    vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
+                 postgis_migration_target="10")
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    r = res["result"]
+    assert r["phase"] == "applied" and r["version_before"] is None and r["version_after"] == "10"
+    assert [a["script"] for a in r["applied"]] == ["V1__extensions.sql", "V2__places.sql", "V10__place_stats.sql"]
+    assert r["touched_tables"] == {"public.places": None}  # did not exist before
+    assert r["analyzed"] == ["public.places"]
+    assert not (tmp_path / "work" / "V99__stale.sql").exists()
+    assert pg_db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'") == "1.6"
+    assert pg_db.scalar("SELECT count(*) FROM public.places") == 200
+
+    # Second deploy (target latest): row counts recorded before V11 runs; then idempotent.
+    vars_.update(postgis_migration_target="", postgis_migration_manage_extensions=False)
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    r = res["result"]
+    assert r["version_before"] == "10" and r["version_after"] == "11"
+    assert r["touched_tables"] == {"public.places": 200}
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert changed_count(proc.stdout) == 0, proc.stdout[-3000:]
+    assert res["result"]["applied"] == [] and res["result"]["pending"] == []
+
+    # Rollback to the version recorded before the deploy (11 -> 10, via R11) in the same play.
+    (src / "V12__noop.sql").write_text("SELECT 1;\n")
+    (src / "R12__noop.sql").write_text("SELECT 1;\n")
+    proc, res = play(tmp_path, pg_db, vars_, rollback=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rb = res["rollback"]
+    assert rb["target"] == "11" and rb["reverted"] == ["R12__noop.sql"] and rb["version_after"] == "11"
+    assert pg_db.scalar("SELECT count(*) FROM pgops.schema_history WHERE version = '12' AND type = 'revert'") == 1
+
+
+@pytest.mark.slow
+def test_role_refuses_without_verified_backup_then_runs_from_release_dir(pg_db, tmp_path):
+    vars_ = dict(postgis_migration_release_dir=FIXTURE, postgis_migration_manage_extensions=False)
+    proc, _ = play(tmp_path, pg_db, vars_)
+    assert proc.returncode != 0
+    assert "Refusing to migrate database %s: no verified backup of this deploy" % pg_db.name in proc.stdout
+    assert "postgis_migration_require_backup=false" in proc.stdout
+    assert pg_db.scalar("SELECT to_regnamespace('pgops') IS NULL") is True  # nothing changed
+
+    verified = [{"name": "Verified backup", "ansible.builtin.set_fact": {"backup_result": {"verified": True}}}]
+    proc, res = play(tmp_path, pg_db, vars_, pre_tasks=verified)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert res["result"]["version_after"] == "10"
+    assert sorted(os.listdir(str(tmp_path / "work"))) == sorted(os.listdir(FIXTURE))
+
+    # Revert through the main entry point (action=revert) down to version 1.
+    proc, res = play(tmp_path, pg_db, dict(vars_, postgis_migration_action="revert",
+                                           postgis_migration_rollback_target="1"), pre_tasks=verified)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert res["rollback"]["reverted"] == ["R10__place_stats.sql", "R2__places.sql"]
+    assert res["rollback"]["version_after"] == "1"
+    assert pg_db.scalar("SELECT to_regclass('public.places') IS NULL") is True
+
+
+def test_role_fails_clearly_on_bad_input_and_missing_extension(pg_db, tmp_path):
+    proc, _ = play(tmp_path, pg_db, dict(postgis_migration_require_backup=False))
+    assert proc.returncode != 0 and "Expected exactly one of postgis_migration_source_dir" in proc.stdout
+
+    proc, _ = play(tmp_path, pg_db, dict(postgis_migration_require_backup=False, postgis_migration_source_dir=FIXTURE,
+                                         postgis_migration_extensions=[{"name": "postgis"}, {"name": "no_such_ext"},
+                                                                       {"name": "pg_trgm", "version": "0.1"}]))
+    assert proc.returncode != 0
+    assert "missing: no_such_ext" in proc.stdout and "pg_trgm 0.1" in proc.stdout
+    assert pg_db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'") == 0
