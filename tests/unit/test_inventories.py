@@ -156,7 +156,7 @@ def test_common_pgops_variables_are_defined_for_every_host():
     hv = data["_meta"]["hostvars"]
     for host in hosts_of(data, "all"):
         for var in ("pgops_db_name", "pgops_db_app_user", "pgops_db_app_password", "pgops_db_port",
-                    "pgops_app_port", "app_release_repo", "app_release_version", "pgops_db_host",
+                    "pgops_app_port", "app_release_git_repo", "app_release_version", "pgops_db_host",
                     "pgops_environment"):
             assert var in hv[host], "%s lacks %s" % (host, var)
     # The password is never a literal in the plain group_vars: only the vault indirection.
