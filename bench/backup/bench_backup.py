@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Backup bench: the runbook's `pg_dump -Fc` vs the backup role's formats, side by side, one run.
+
+    .venv/bin/python bench/backup/bench_backup.py [--size-mb 1024] [--jobs 2] [--datagen auto|santri|builtin]
+
+Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
+(the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
+available via $BENCH_PYTHON, else a built-in PostGIS generator), then for each method measures
+dump time, size, verify time and restore time (into a fresh database, indexes included), and prints
+ratios against the baseline. Not part of `make test`. Results also go to bench/results/backup.json.
+"""
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.join(ROOT, ".collections"))
+
+from pgops_testlib import PgCluster, ensure_collection_link, run_module  # noqa: E402
+
+BUILTIN = """
+CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE TABLE IF NOT EXISTS wilayah (id int PRIMARY KEY, nama text, geom geometry(MultiPolygon, 4326));
+INSERT INTO wilayah SELECT i, 'kabupaten ' || i,
+       ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(95 + (i % 45), -10 + (i / 45) * 0.5), 4326), 0.2, 24))
+  FROM generate_series(1, 500) i ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS santri (
+  id bigint PRIMARY KEY, nama text NOT NULL, wilayah_id int REFERENCES wilayah, lokasi geometry(Point, 4326),
+  skor numeric(6, 2), status text, profil jsonb, dibuat timestamptz);
+"""
+BATCH = """
+INSERT INTO santri
+SELECT i, 'santri ' || md5(i::text), 1 + i % 500,
+       ST_SetSRID(ST_MakePoint(95 + (i % 4500) * 0.01, -10 + (i % 997) * 0.01), 4326),
+       (i % 100000) / 1000.0, (ARRAY['aktif', 'lulus', 'cuti'])[1 + i % 3],
+       jsonb_build_object('ayah', md5((i * 7)::text), 'alamat', repeat(md5(i::text), 2), 'kelas', i % 12),
+       timestamptz '2020-01-01' + (i % 1000000) * interval '1 minute'
+  FROM generate_series(LO, HI) i;
+"""
+INDEXES = """
+CREATE INDEX IF NOT EXISTS santri_lokasi_gist ON santri USING gist (lokasi);
+CREATE INDEX IF NOT EXISTS santri_wilayah ON santri (wilayah_id);
+CREATE INDEX IF NOT EXISTS santri_dibuat ON santri (dibuat);
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_wilayah AS
+  SELECT wilayah_id, count(*) AS n, avg(skor) AS skor FROM santri GROUP BY 1;
+ANALYZE;
+"""
+
+
+def sh(cmd, env, **kw):
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", "-o", "pipefail", "-ec", cmd], env=env, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise SystemExit("command failed (%s): %s\n%s" % (proc.returncode, cmd, proc.stderr[-2000:]))
+    return time.monotonic() - t0, proc.stdout
+
+
+def size_of(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "*")))
+    return os.path.getsize(path)
+
+
+def sha256_all(path):
+    files = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+    for name in files:
+        h = hashlib.sha256()
+        with open(name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+
+
+def fill(cluster, db, size_mb, datagen):
+    env = cluster.env
+    target = size_mb * 1024 * 1024
+    py = os.environ.get("BENCH_PYTHON")
+    use_santri = datagen == "santri" or (datagen == "auto" and py and subprocess.run(
+        [py, "-c", "import psycopg"], capture_output=True).returncode == 0)
+    if use_santri:
+        for mig in sorted(glob.glob(os.path.join(ROOT, "examples/santri_api/migrations/V*.sql")),
+                          key=lambda p: int(os.path.basename(p)[1:].split("__")[0])):
+            db.psql(file=mig)
+        genv = dict(env, PYTHONPATH=os.path.join(ROOT, "examples", "santri_api"))
+        dsn = "host=127.0.0.1 port=%s user=postgres dbname=%s" % (cluster.port, db.name)
+        subprocess.run([py, "-m", "santri_api.datagen", "--dsn", dsn, "--target-size", "%dMB" % size_mb],
+                       env=genv, check=True)
+        return "santri_api.datagen --target-size %dMB" % size_mb
+    db.psql(BUILTIN)
+    lo, step = 1, 200000
+    while db.scalar("SELECT pg_database_size(current_database())") < target * 0.8:
+        db.psql(BATCH.replace("LO", str(lo)).replace("HI", str(lo + step - 1)))
+        lo += step
+    db.psql(INDEXES)
+    return "built-in PostGIS generator (%d santri rows)" % (lo - 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size-mb", type=int, default=1024, help="target database size (default 1024)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--datagen", choices=["auto", "santri", "builtin"], default="auto")
+    args = ap.parse_args()
+    ensure_collection_link()
+    cluster = PgCluster(settings={"maintenance_work_mem": "'256MB'", "max_wal_size": "'4GB'"})
+    cluster.start()
+    work = tempfile.mkdtemp(prefix="pgops-bench-backup-", dir="/var/tmp")
+    os.chmod(work, 0o777)
+    try:
+        db = cluster.create_database("bench")
+        t0 = time.monotonic()
+        source = fill(cluster, db, args.size_mb, args.datagen)
+        dbsize = db.scalar("SELECT pg_database_size(current_database())")
+        print("dataset: %s; pg_database_size %.0f MB (filled in %.0f s); %d CPUs, jobs=%d"
+              % (source, dbsize / 1048576.0, time.monotonic() - t0, os.cpu_count(), args.jobs))
+        env = cluster.env
+        j = args.jobs
+        d = db.name
+        methods = [
+            # name, dump, output, verify, restore(target db)
+            ("runbook: pg_dump -Fc", "pg_dump -Fc -f {o} %s" % d, "base.dump",
+             "pg_restore --list {o} | head -n 20 >/dev/null", "pg_restore -d {t} {o}"),
+            ("runbook -Fc, real verify", None, "base.dump", "pg_restore -f /dev/null {o}", None),
+            ("role default: -Fd -j%d -Z1" % j, "pg_dump -Fd -j%d -Z1 -f {o} %s" % (j, d), "dir",
+             "pg_restore -f /dev/null {o}", "pg_restore -j%d -d {t} {o}" % j),
+            ("-Fc -Z0 \\| zstd -T%d -3" % j, "pg_dump -Fc -Z0 %s | zstd -q -T%d -3 -c > {o}" % (d, j), "dump.zst",
+             "zstd -q -dc {o} | pg_restore -f /dev/null", "zstd -q -dc {o} | pg_restore -d {t}"),
+            ("-Fd -j%d -Z0 (no compression)" % j, "pg_dump -Fd -j%d -Z0 -f {o} %s" % (j, d), "dir0",
+             "pg_restore -f /dev/null {o}", "pg_restore -j%d -d {t} {o}" % j),
+        ]
+        rows = []
+        for idx, (name, dump, out, verify, restore) in enumerate(methods):
+            o = os.path.join(work, out)
+            row = dict(method=name)
+            if dump:
+                row["dump_s"], _ = sh(dump.format(o=o), env)
+                row["size"] = size_of(o)
+            vt = time.monotonic()
+            if verify and "-f /dev/null" in verify and idx > 1:
+                sha256_all(o)  # the role also re-hashes every file
+            sh(verify.format(o=o), env)
+            row["verify_s"] = time.monotonic() - vt
+            if restore:
+                target = "r%d" % idx
+                cluster.psql("postgres", "CREATE DATABASE %s TEMPLATE template0" % target)
+                row["restore_s"], _ = sh(restore.format(o=o, t=target), env)
+                cluster.psql("postgres", "DROP DATABASE %s" % target)
+            rows.append(row)
+            print("  measured: %s %s" % (name, json.dumps(dict((k, round(v, 2) if isinstance(v, float) else v)
+                                                                for k, v in row.items() if k != "method"))))
+
+        # End to end through the module (row counts in the dump snapshot + checksums + manifest).
+        bdir = os.path.join(work, "module")
+        t = time.monotonic()
+        res = run_module("pg_backup", dict(db.module_params, backup_root=bdir, backup_id="m", jobs=j))
+        e2e_dump = time.monotonic() - t
+        t = time.monotonic()
+        ver = run_module("pg_backup_verify", dict(path=res["path"]))
+        e2e_verify = time.monotonic() - t
+        if res["failed"] or ver["failed"]:
+            raise SystemExit("module run failed: %s %s" % (res.get("msg"), ver.get("msg")))
+
+        base = rows[0]
+        print()
+        print("| method | dump s | dump speed-up | size MB | size ratio | verify s | restore s | restore speed-up |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows:
+            print("| %s | %s | %s | %s | %s | %.1f | %s | %s |" % (
+                row["method"],
+                "%.1f" % row["dump_s"] if "dump_s" in row else "-",
+                "%.2fx" % (base["dump_s"] / row["dump_s"]) if "dump_s" in row else "-",
+                "%.0f" % (row["size"] / 1048576.0) if "size" in row else "-",
+                "%.2fx" % (row["size"] / float(base["size"])) if "size" in row else "-",
+                row["verify_s"],
+                "%.1f" % row["restore_s"] if "restore_s" in row else "-",
+                "%.2fx" % (base["restore_s"] / row["restore_s"]) if "restore_s" in row else "-"))
+        print("| pgops.deploy.pg_backup (default, + row counts, checksums, globals) | %.1f | %.2fx | %.0f | %.2fx | %.1f | - | - |"
+              % (e2e_dump, base["dump_s"] / e2e_dump, res["manifest"]["dump_size"] / 1048576.0,
+                 res["manifest"]["dump_size"] / float(base["size"]), e2e_verify))
+        print()
+        print("targets: dump >= 3x faster, size <= 1.1x, restore >= 1.5x faster than `pg_dump -Fc` / `pg_restore`")
+        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+        with open(os.path.join(ROOT, "bench", "results", "backup.json"), "w") as fh:
+            json.dump(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows,
+                           module=dict(dump_s=e2e_dump, verify_s=e2e_verify, size=res["manifest"]["dump_size"])),
+                      fh, indent=2)
+    finally:
+        cluster.stop()
+        subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
