@@ -74,7 +74,8 @@ def test_converge_jobs_left_awx_style_artifacts():
         assert artifact(ident, "rc") == "0"
         kinds = [e["event"] for e in events(ident)]
         assert kinds.count("playbook_on_start") == 1, kinds[:3]
-        assert kinds[-1] == "playbook_on_stats", kinds[-3:]
+        # stats close the playbook (only `verbose` output such as the task profile may follow)
+        assert [k for k in kinds if k != "verbose"][-1] == "playbook_on_stats", kinds[-5:]
         assert kinds.index("playbook_on_start") < kinds.index("playbook_on_play_start")
         assert "runner_on_ok" in kinds
         st = stats(ident)
