@@ -371,3 +371,16 @@ def test_bad_input_fails_before_connecting(tmp_path):
     assert res["failed"] and "unknown directive 'pgops:lock_timout'" in res["msg"]
     res = run_module("pg_migrate", dict(path=str(tmp_path / "n"), action="revert", login_port=1))
     assert res["failed"] and "target" in res["msg"]
+
+
+def test_error_line_comes_from_the_server_error_position_and_percent_signs_are_plain_sql(pg_db, tmp_path):
+    path = write(tmp_path / "m", {"V1__x.sql": "CREATE TABLE IF NOT EXISTS public.t AS\n"
+                                               "  SELECT format('%s%%', 1) AS a WHERE 'ab' LIKE 'a%';\n"
+                                               "SELECT 1\n  + no_such_column;\n"})
+    res = run_module("pg_migrate", params(pg_db, path))
+    assert res["failed"] and res["line"] == 4 and res["sqlstate"] == "42703"
+    assert pg_db.scalar("SELECT to_regclass('public.t') IS NULL") is True
+    (path / "V1__x.sql").write_text("CREATE TABLE IF NOT EXISTS public.t AS\n"
+                                    "  SELECT format('%s%%', 1) AS a WHERE 'ab' LIKE 'a%';\n")
+    assert not run_module("pg_migrate", params(pg_db, path))["failed"]
+    assert pg_db.scalar("SELECT a FROM public.t") == "1%"
