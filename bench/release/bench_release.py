@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Requests failed / max latency during an app restart: runbook vs app_release.
+
+Open-loop request generator (fixed rate, every request on its own thread, bounded count)
+against GET /health of one app host of the `release_rollback` Molecule scenario, while
+one of these runs:
+
+  runbook    `systemctl stop santri_api && systemctl start santri_api` (socket closed in between,
+             like the runbook's unit where gunicorn binds the port itself)
+  restart    `systemctl restart santri_api.service` (app_release: socket-activated, socket kept)
+  release    `ansible-playbook playbooks/release.yml -l HOST -e app_release_version=...`
+             (switch current to another release + restart + health gate)
+  supervisor `supervisorctl restart santri_api` on the supervisor host (documented limitation)
+
+Prerequisite (containers up, both releases present):
+  molecule converge -s release_rollback && ansible-playbook ... release.yml -e app_release_version=v1.1.0
+  (or simply: molecule converge; molecule verify without destroy)
+
+Usage: bench/release/bench_release.py [--rate 25] [--seconds 12] [--modes runbook,restart,release,supervisor]
+Traffic goes only to the scenario's own container addresses.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SYSTEMD_HOST = "pgops-release-app1"
+SUPERVISOR_HOST = "pgops-release-app2"
+
+
+def container_ip(name):
+    out = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    if not out.startswith("172.") and not out.startswith("10.") and not out.startswith("192.168."):
+        raise SystemExit("unexpected address for %s: %r" % (name, out))
+    return out
+
+
+def one_request(url, timeout):
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            resp.read()
+            ok = resp.status == 200
+    except (urllib.error.URLError, OSError):
+        ok = False
+    return ok, time.monotonic() - started
+
+
+def load(url, rate, seconds, action, timeout=10.0):
+    """Fire rate*seconds requests at a fixed rate; run `action` after 2 s. Returns stats."""
+    total = int(rate * seconds)
+    results = []
+    lock = threading.Lock()
+    action_result = {}
+
+    def record(fut):
+        with lock:
+            results.append(fut.result())
+
+    def run_action():
+        t0 = time.monotonic()
+        proc = subprocess.run(action, capture_output=True, text=True)
+        action_result.update(rc=proc.returncode, seconds=time.monotonic() - t0, tail=(proc.stdout + proc.stderr)[-400:])
+
+    actor = threading.Timer(2.0, run_action)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        start = time.monotonic()
+        actor.start()
+        for i in range(total):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one_request, url, timeout).add_done_callback(record)
+        actor.join()
+    latencies = sorted(r[1] for r in results)
+    failed = sum(1 for r in results if not r[0])
+    return {
+        "requests": len(results), "failed": failed,
+        "max_ms": round(latencies[-1] * 1000, 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "action_rc": action_result.get("rc"), "action_s": round(action_result.get("seconds", 0), 1),
+        "action_tail": action_result.get("tail", ""),
+    }
+
+
+def current_version(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())["version"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=25.0, help="requests per second (default 25)")
+    ap.add_argument("--seconds", type=float, default=12.0, help="length of one run (default 12 s)")
+    ap.add_argument("--modes", default="runbook,restart,release,supervisor")
+    ap.add_argument("--json", help="write the results here as JSON")
+    args = ap.parse_args()
+    if args.rate * args.seconds > 5000:
+        raise SystemExit("bounded: at most 5000 requests per run")
+
+    url1 = "http://%s:8000/health" % container_ip(SYSTEMD_HOST)
+    url2 = "http://%s:8000/health" % container_ip(SUPERVISOR_HOST)
+    found = glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.release_rollback/inventory"))
+    inv = os.environ.get("MOLECULE_INVENTORY") or (found[0] if found else None)
+    if not inv:
+        raise SystemExit("no release_rollback inventory: run `molecule converge -s release_rollback` first")
+    env_pb = ["env", "PATH=%s/.venv/bin:%s" % (ROOT, os.environ["PATH"]), "ANSIBLE_CONFIG=%s/ansible.cfg" % ROOT]
+    dexec = ["docker", "exec"]
+    modes = {
+        "runbook": (url1, dexec + [SYSTEMD_HOST, "sh", "-c",
+                                   "systemctl stop santri_api.socket santri_api.service && "
+                                   "systemctl start santri_api.socket santri_api.service"]),
+        "restart": (url1, dexec + [SYSTEMD_HOST, "systemctl", "restart", "santri_api.service"]),
+        "release": (url1, None),
+        "supervisor": (url2, dexec + [SUPERVISOR_HOST, "supervisorctl", "restart", "santri_api"]),
+    }
+    rows = {}
+    for mode in args.modes.split(","):
+        url, action = modes[mode]
+        if mode == "release":
+            target = "v1.0.0" if current_version(url) == "1.1.0" else "v1.1.0"
+            action = env_pb + ["ansible-playbook", "-i", inv, "%s/playbooks/release.yml" % ROOT,
+                               "-l", SYSTEMD_HOST, "-e", "app_release_version=%s" % target]
+        print("== %s: %d requests at %.0f/s while: %s" % (mode, args.rate * args.seconds, args.rate, " ".join(action[-6:])),
+              flush=True)
+        rows[mode] = load(url, args.rate, args.seconds, action)
+        if rows[mode]["action_rc"] != 0:
+            print("   action failed rc=%s: %s" % (rows[mode]["action_rc"], rows[mode]["action_tail"]), file=sys.stderr)
+        time.sleep(2)
+
+    base = rows.get("runbook")
+    print()
+    print("| mode | requests | failed | failed ratio vs runbook | max latency ms | max ratio vs runbook | p99 ms | p50 ms | action s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode, r in rows.items():
+        fr = ("%.2f" % (r["failed"] / base["failed"])) if base and base["failed"] else "n/a"
+        mr = ("%.2f" % (r["max_ms"] / base["max_ms"])) if base and base["max_ms"] else "n/a"
+        print("| %s | %d | %d | %s | %.0f | %s | %.0f | %.0f | %.1f |" % (
+            mode, r["requests"], r["failed"], fr, r["max_ms"], mr, r["p99_ms"], r["p50_ms"], r["action_s"]))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
