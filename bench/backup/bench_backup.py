@@ -132,6 +132,8 @@ def main():
              "pg_restore -f /dev/null {o}", "pg_restore -j%d -d {t} {o}" % j),
             ("-Fc -Z0 \\| zstd -T%d -3" % j, "pg_dump -Fc -Z0 %s | zstd -q -T%d -3 -c > {o}" % (d, j), "dump.zst",
              "zstd -q -dc {o} | pg_restore -f /dev/null", "zstd -q -dc {o} | pg_restore -d {t}"),
+            ("same zstd dump, restore: unzstd to file + pg_restore -j%d" % j, None, "dump.zst",
+             "true", "zstd -q -d -f {o} -o {o}.raw && pg_restore -j%d -d {t} {o}.raw && rm -f {o}.raw" % j),
             ("-Fd -j%d -Z0 (no compression)" % j, "pg_dump -Fd -j%d -Z0 -f {o} %s" % (j, d), "dir0",
              "pg_restore -f /dev/null {o}", "pg_restore -j%d -d {t} {o}" % j),
         ]

@@ -670,3 +670,18 @@ def copy_database_acl(session, src, dst):
     for stmt in stmts:
         session.execute(stmt)
     return stmts
+
+
+def decompress_for_parallel(manifest, backup_path, jobs, tmpdir):
+    """A piped custom archive can only stream into one pg_restore job. For jobs > 1 decompress it
+    to `tmpdir` first (fast, needs the uncompressed size on disk) so pg_restore -j can seek in it.
+
+    Returns (manifest_for_restore, temp_path or None); the caller removes temp_path.
+    """
+    if manifest["format"] != "custom" or manifest.get("compression_via") != "pipe" or jobs <= 1 or not tmpdir:
+        return manifest, None
+    tmp = os.path.join(tmpdir, ".%s.restore.dump" % manifest.get("backup_id", "backup"))
+    run_checked([decompressor_argv(manifest["compressor"])], "decompressing %s for a parallel restore" % manifest["dump"],
+                stdin_path=os.path.join(backup_path, manifest["dump"]), stdout_path=tmp)
+    eff = dict(manifest, dump=tmp, compression_via="none")
+    return eff, tmp

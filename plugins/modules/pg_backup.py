@@ -328,6 +328,11 @@ class Backup(object):
         if p["dump_globals"]:
             argv = [tool(p["pg_bindir"], "pg_dumpall"), "--no-password", "--globals-only",
                     "--file=%s" % os.path.join(bdir, GLOBALS_FILE)]
+            if not self.session.scalar("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+                                       record=False):
+                # Only superusers may read pg_authid; others get roles without password hashes.
+                argv.append("--no-role-passwords")
+                manifest["globals_without_passwords"] = True
             self.result["commands"].insert(0, " ".join(argv))
             old = os.umask(0o077)
             try:

@@ -73,6 +73,11 @@ options:
   pg_bindir:
     description: Directory of pg_restore / psql; default is the PATH.
     type: path
+  parallel_tmpdir:
+    description:
+      - Where a piped custom archive (C(db.dump.zst)) is decompressed so pg_restore can use O(jobs) (> 1).
+        Needs the uncompressed size free; removed afterwards. Default is the backup root.
+    type: path
 notes:
   - O(login_db) is the maintenance database the module connects to (default C(postgres)).
   - Check mode verifies checksums and preconditions and reports the plan without creating or renaming anything.
@@ -132,8 +137,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
-    GLOBALS_FILE, LATEST_LINK, BackupError, Pipeline, compare_counts, confirm_phrase,
-    copy_database_acl, count_rows, create_database, db_exists, missing_extensions, pg_env, read_manifest,
+    GLOBALS_FILE, LATEST_LINK, BackupError, Pipeline, compare_counts, confirm_phrase, copy_database_acl,
+    count_rows, create_database, db_exists, decompress_for_parallel, missing_extensions, pg_env, read_manifest,
     restore_stages, scratch_name, sessions_on, utc_now, verify_checksums)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec, quote_ident)
@@ -215,10 +220,18 @@ class Restore(object):
         if p["mode"] == "swap":
             create_database(self.session, new, manifest, owner=self.owner_of(target) if exists else None)
         jobs = p["jobs"] or os.cpu_count() or 1
-        stages, stdin = restore_stages(manifest, path, new, tool(p["pg_bindir"], "pg_restore"),
-                                       tool(p["pg_bindir"], "psql"), jobs=jobs, clean=p["mode"] == "clean")
-        self.result["commands"] = [" | ".join(" ".join(s) for s in stages)]
-        _rcs, err = Pipeline(stages, env=pg_env(p, new), stdin_path=stdin).run()
+        tmp = None
+        try:
+            eff, tmp = decompress_for_parallel(manifest, path, jobs, p["parallel_tmpdir"] or os.path.dirname(path))
+            stages, stdin = restore_stages(eff, path, new, tool(p["pg_bindir"], "pg_restore"),
+                                           tool(p["pg_bindir"], "psql"), jobs=jobs, clean=p["mode"] == "clean")
+            self.result["commands"] = [" | ".join(" ".join(s) for s in stages)]
+            _rcs, err = Pipeline(stages, env=pg_env(p, new), stdin_path=stdin).run()
+        except BackupError as exc:
+            err = str(exc)
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
         if err:
             self.fail("restore of %s into %s failed (%s kept for inspection%s): %s" % (
                 path, new, new, "; the current database was NOT touched" if p["mode"] == "swap" else "", err))
@@ -310,6 +323,7 @@ def main():
         allow_unverified=dict(type="bool", default=False),
         verify_checksums=dict(type="bool", default=True),
         pg_bindir=dict(type="path"),
+        parallel_tmpdir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("path", "backup_root")])

@@ -105,8 +105,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     LATEST_LINK, MANIFEST, STATUS_VERIFIED, STATUS_VERIFY_FAILED, BackupError, Pipeline, compare_counts,
-    count_rows, create_database, drop_database, iso, mark_latest, missing_extensions, pg_env, plain_trailer_ok,
-    read_all_argv, read_manifest, restore_stages, scratch_name, utc_now, verify_checksums, write_json)
+    count_rows, create_database, decompress_for_parallel, drop_database, iso, mark_latest, missing_extensions,
+    pg_env, plain_trailer_ok, read_all_argv, read_manifest, restore_stages, scratch_name, utc_now,
+    verify_checksums, write_json)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec)
 
@@ -207,11 +208,16 @@ class Verifier(object):
             return
         scratch = scratch_name(manifest["database"], "verify", utc_now())
         jobs = self.p["restore_jobs"] or os.cpu_count() or 1
+        tmp = None
         try:
             create_database(session, scratch, manifest)
-            stages, stdin = restore_stages(manifest, path, scratch, tool(self.p["pg_bindir"], "pg_restore"),
-                                           tool(self.p["pg_bindir"], "psql"), jobs=jobs)
-            _rcs, err = Pipeline(stages, env=pg_env(self.p, scratch), stdin_path=stdin).run()
+            try:
+                eff, tmp = decompress_for_parallel(manifest, path, jobs, os.path.dirname(path))
+                stages, stdin = restore_stages(eff, path, scratch, tool(self.p["pg_bindir"], "pg_restore"),
+                                               tool(self.p["pg_bindir"], "psql"), jobs=jobs)
+                _rcs, err = Pipeline(stages, env=pg_env(self.p, scratch), stdin_path=stdin).run()
+            except BackupError as exc:
+                err = str(exc)
             if err:
                 self.add("restore", False, "restore into scratch database %s failed: %s" % (scratch, err), t0)
                 return
@@ -226,6 +232,8 @@ class Verifier(object):
                 "restored into %s; %d tables match the manifest row counts" % (scratch, len(tables)), t0,
                 mismatches=mism, scratch_db=scratch)
         finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
             drop_database(session, scratch)
             self.queries.extend(session.queries)
             session.close()

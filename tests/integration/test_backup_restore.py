@@ -242,12 +242,13 @@ def test_encrypted_copy_round_trip_restores_from_archive(gis_db, bdir, tmp_path)
 # ---------------------------------------------------------------- guards, retention, pipes
 
 
-def test_disk_full_guard_fails_before_dumping(gis_db, bdir, tmp_path):
-    ev = backup_vars(gis_db, bdir, tmp_path, backup_free_bytes_override=4096)
-    proc = run_playbook(PB + "backup_run.yml", extra_vars=ev)
-    assert proc.returncode != 0
-    assert "would not fit" in proc.stdout and "4.0 KiB" in proc.stdout and "pg_database_size" in proc.stdout
-    assert not os.path.exists(bdir) or os.listdir(bdir) == []
+def test_disk_full_guard_fails_before_dumping(gis_db, bdir):
+    res = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, free_bytes_override=4096))
+    assert res["failed"] and "would not fit" in res["msg"]
+    size = res["preflight"]["database_size"]
+    assert res["preflight"]["estimate"] == int(size * 0.6) + 64 * 1024 * 1024 and res["preflight"]["free"] == 4096
+    assert "4.0 KiB" in res["msg"] and "pg_database_size" in res["msg"]  # both numbers, for humans
+    assert not os.path.exists(bdir)  # nothing written
 
 
 def test_check_mode_writes_nothing(gis_db, bdir, tmp_path):
