@@ -122,9 +122,71 @@ def test_limit_selects_exactly_one_environment(pipeline_playbook, limit, expecte
     assert list_hosts(pipeline_playbook, limit) == expected
 
 
-def test_bootstrap_db_limited_to_staging_targets_only_staging(tmp_path):
-    selected = list_hosts(os.path.join(ROOT, "playbooks", "bootstrap_db.yml"), "staging")
-    assert selected == STAGING_DB | STAGING_APP
+def test_db_primary_group_gives_one_db_host_per_environment():
+    data = inventory_list()
+    assert hosts_of(data, "db_primary") == PROD_DB | STAGING_DB
+    for limit, expected in (("production", PROD_DB), ("staging", STAGING_DB)):
+        pb_hosts = list_hosts_per_play(_db_primary_playbook(), limit)
+        assert pb_hosts == [("db_primary", expected)]
+
+
+def _db_primary_playbook():
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pgops-test-db-primary-%d.yml" % os.getpid())
+    with open(path, "w") as f:
+        f.write("- {name: db, hosts: db_primary, gather_facts: false, tasks: [{ansible.builtin.ping: }]}\n")
+    return path
+
+
+def list_hosts_per_play(playbook, limit):
+    """[(pattern, {hosts})] for every play, from ansible-playbook --list-hosts."""
+    return _list_hosts_all((playbook,), limit)[playbook]
+
+
+_LISTED = {}
+
+
+def _list_hosts_all(playbooks, limit):
+    """One ansible-playbook --list-hosts run for several playbooks: {playbook: [(pattern, {hosts})]}."""
+    key = (tuple(playbooks), limit)
+    if key not in _LISTED:
+        out = cli(*(["ansible-playbook", "--list-hosts"] + list(playbooks) + ["-l", limit, "-i", HOSTS])).stdout
+        result, current = {}, None
+        for line in out.splitlines():
+            m = re.match(r"^playbook: (.+)$", line)
+            if m:
+                current = result.setdefault(m.group(1).strip(), [])
+                continue
+            m = re.match(r"^\s+pattern: \[(.*)\]$", line)
+            if m:
+                current.append((m.group(1).strip("'\""), set()))
+            elif current and re.match(r"^\s{6}\S+$", line):
+                current[-1][1].add(line.strip())
+        _LISTED[key] = result
+    return _LISTED[key]
+
+
+PLAYBOOKS = ["deploy.yml"] + sorted("playbooks/" + f for f in os.listdir(os.path.join(ROOT, "playbooks"))
+                                    if f.endswith(".yml"))
+
+
+def _uses_subscript(playbook):
+    return "db_servers[0]" in open(os.path.join(ROOT, playbook)).read()
+
+
+@pytest.mark.parametrize("limit,env_hosts", [("production", PROD_DB | PROD_APP), ("staging", STAGING_DB | STAGING_APP)])
+@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if os.path.exists(os.path.join(ROOT, p))])
+def test_every_play_of_every_playbook_stays_in_the_limited_environment(request, playbook, limit, env_hosts):
+    """Per play, not per playbook: a db play that selects nothing would silently skip backups/migrations."""
+    if limit == "staging" and _uses_subscript(playbook):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="%s targets db_servers[0]: the subscript is applied before --limit, so with "
+                                "-l staging it selects no host; target the db_primary group instead" % playbook))
+    existing = tuple(os.path.join(ROOT, p) for p in PLAYBOOKS if os.path.exists(os.path.join(ROOT, p)))
+    plays = _list_hosts_all(existing, limit)[os.path.join(ROOT, playbook)]
+    assert plays, "no play listed"
+    for pattern, hosts in plays:
+        assert hosts <= env_hosts, "%s play %s: %s outside %s" % (playbook, pattern, hosts - env_hosts, limit)
+        assert hosts, "%s play %s selects no host with -l %s" % (playbook, pattern, limit)
 
 
 # --------------------------------------------------------------- group_vars
