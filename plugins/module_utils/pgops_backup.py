@@ -307,8 +307,20 @@ def latest_verified_id(root):
 
 
 def mark_latest(root, backup_id, manifest):
-    """Point `latest` (symlink) and `latest.json` at a verified backup (atomic renames)."""
+    """Point `latest` (symlink) and `latest.json` at a verified backup (atomic renames).
+
+    Only moves forward: re-verifying an older backup never makes it `latest` again.
+    Returns True when the pointer moved.
+    """
     link = os.path.join(root, LATEST_LINK)
+    current = latest_verified_id(root)
+    if current and current != backup_id:
+        try:
+            cur = read_manifest(os.path.join(root, current))
+            if (cur.get("started_at") or "", current) > (manifest.get("started_at") or "", backup_id):
+                return False
+        except BackupError:
+            pass  # a broken latest is replaced
     tmp = link + ".tmp"
     if os.path.lexists(tmp):
         os.unlink(tmp)
@@ -318,6 +330,7 @@ def mark_latest(root, backup_id, manifest):
         backup_id=backup_id, path=os.path.join(root, backup_id), database=manifest.get("database"),
         finished_at=manifest.get("finished_at"), verified_at=manifest.get("verified_at"),
         checksum=manifest.get("checksum")))
+    return True
 
 
 def remove_path(path):

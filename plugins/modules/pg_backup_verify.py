@@ -48,7 +48,7 @@ options:
     type: int
     default: 0
   mark_latest:
-    description: Point C(latest) at this backup when it verifies.
+    description: Point C(latest) at this backup when it verifies and is newer than the current C(latest).
     type: bool
     default: true
   update_manifest:
@@ -88,6 +88,10 @@ path:
   description: Backup directory verified.
   returned: always
   type: str
+latest:
+  description: C(latest) now points at this backup (it only moves forward, never to an older backup).
+  returned: always
+  type: bool
 manifest:
   description: Manifest after verification.
   returned: always
@@ -162,7 +166,7 @@ class Verifier(object):
         if "restore" in wanted and not self.module.check_mode:
             self.restore_test(manifest, path)
         verified = all(c["ok"] for c in self.checks)
-        changed = False
+        changed = moved = False
         if self.p["update_manifest"] and not self.module.check_mode:
             manifest["verification"] = dict(checks=self.checks, at=iso(utc_now()), levels=wanted)
             manifest["verified"] = verified
@@ -172,9 +176,9 @@ class Verifier(object):
             write_json(os.path.join(path, MANIFEST), manifest)
             changed = True
             if verified and self.p["mark_latest"]:
-                mark_latest(os.path.dirname(path), os.path.basename(path), manifest)
+                moved = mark_latest(os.path.dirname(path), os.path.basename(path), manifest)
         result = dict(changed=changed, verified=verified, checks=self.checks, path=path, manifest=manifest,
-                      queries=self.queries)
+                      queries=self.queries, latest=moved)
         if not verified:
             bad = [c for c in self.checks if not c["ok"]]
             self.module.fail_json(msg="backup %s FAILED verification (%s): %s" % (

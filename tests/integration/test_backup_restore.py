@@ -161,6 +161,8 @@ def test_single_file_formats_verify_with_restore_test(gis_db, bdir, fmt, compres
     assert restore["ok"] and restore["mismatches"] == []
     # The scratch database is gone afterwards.
     assert gis_db.scalar("SELECT count(*) FROM pg_database WHERE datname = %s", (restore["scratch_db"],)) == 0
+    # A piped custom archive was decompressed for pg_restore -j; the temp file is gone.
+    assert [n for n in os.listdir(bdir) if n.endswith(".restore.dump")] == []
 
 
 # ---------------------------------------------------------------- restore

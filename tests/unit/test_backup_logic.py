@@ -98,3 +98,13 @@ def test_pipeline_keeps_the_failing_stage_exit_status(tmp_path):
     assert rcs == [3, 0] and "sh exited 3: boom" in err
     rcs, err = b.Pipeline([["echo", "ok"], ["gzip", "-c"]], stdout_path=out).run()
     assert rcs == [0, 0] and err is None
+
+
+def test_latest_only_moves_forward(tmp_path):
+    root = str(tmp_path)
+    for bid, ts in (("old", "2025-06-01T00:00:00Z"), ("new", "2025-06-02T00:00:00Z")):
+        (tmp_path / bid).mkdir()
+        b.write_json(str(tmp_path / bid / "manifest.json"), dict(started_at=ts, database="x"))
+    assert b.mark_latest(root, "new", dict(started_at="2025-06-02T00:00:00Z")) is True
+    assert b.mark_latest(root, "old", dict(started_at="2025-06-01T00:00:00Z")) is False
+    assert b.latest_verified_id(root) == "new"
