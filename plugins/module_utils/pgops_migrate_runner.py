@@ -233,7 +233,6 @@ class MigrationRunner(object):
                     if not is_pg_error(exc):
                         raise
                     raise MigrationError("invalid timeout value %r: %s" % (v, str(exc).strip()))
-                    # (rollback below)
         finally:
             self.s.execute("ROLLBACK", record=False)
 

@@ -12,7 +12,7 @@ from pgops_testlib import run_playbook
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "migrations_postgis")
 
 
-def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="play.yml"):
+def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="play.yml", check=False):
     out = str(tmp_path / "result.json")
     role_vars = dict(
         postgis_migration_db=db.name, postgis_migration_login_host=db.host,
@@ -26,7 +26,7 @@ def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="pl
     if rollback:
         tasks.append({"name": "Roll back", "ansible.builtin.include_role": {
             "name": "pgops.deploy.postgis_migration", "tasks_from": "rollback"}})
-    tasks.append({"name": "Save the result", "changed_when": False, "ansible.builtin.copy": {
+    tasks.append({"name": "Save the result", "changed_when": False, "check_mode": False, "ansible.builtin.copy": {
         "dest": out, "mode": "0600",
         "content": "{{ {'result': postgis_migration_result | default(none), "
                    "'rollback': postgis_migration_rollback_result | default(none)} | to_json }}"}})
@@ -34,7 +34,7 @@ def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="pl
                  "pre_tasks": pre_tasks or [], "tasks": tasks}]
     path = tmp_path / name
     path.write_text(yaml.safe_dump(playbook, sort_keys=False))
-    proc = run_playbook(str(path))
+    proc = run_playbook(str(path), check=check)
     result = json.load(open(out)) if os.path.exists(out) and proc.returncode == 0 else None
     if os.path.exists(out):
         os.unlink(out)
@@ -106,6 +106,13 @@ def test_role_refuses_without_verified_backup_then_runs_from_release_dir(pg_db, 
     assert pg_db.scalar("SELECT to_regnamespace('pgops') IS NULL") is True  # nothing changed
 
     verified = [{"name": "Verified backup", "ansible.builtin.set_fact": {"backup_result": {"verified": True}}}]
+    # Dry run (--check): reports what would run, changes nothing (no history schema, no work dir).
+    proc, res = play(tmp_path, pg_db, vars_, pre_tasks=verified, check=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert res["result"]["pending"] == ["V1__extensions.sql", "V2__places.sql", "V10__place_stats.sql"]
+    assert res["result"]["version_after"] == "10" and res["result"]["phase"] == "dry-run"
+    assert pg_db.scalar("SELECT to_regnamespace('pgops') IS NULL") is True
+    assert not (tmp_path / "work").exists()
     proc, res = play(tmp_path, pg_db, vars_, pre_tasks=verified)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert res["result"]["version_after"] == "10"
