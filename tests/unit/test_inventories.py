@@ -287,3 +287,10 @@ def test_production_vault_example_is_a_template_for_the_same_secrets():
     # .example is not a vars file extension: Ansible must not load it.
     data = inventory_list(HOSTS, PRODUCTION_LAYER)
     assert "vault_pgops_db_app_password" not in data["_meta"]["hostvars"]["app1.prod.example.com"]
+
+
+def test_database_url_of_staging_app_hosts_is_built_from_the_vault_secret():
+    proc = cli("ansible", "-i", HOSTS, "-i", STAGING_LAYER, "--vault-id", STAGING_VAULT_ID, "app1.staging.example.com",
+               "-m", "ansible.builtin.debug", "-a", "var=app_release_env")
+    assert ("postgresql://santri_app:staging-demo-app-password@db1.staging.example.com:5432/santri"
+            in proc.stdout), proc.stdout
