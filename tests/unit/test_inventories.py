@@ -218,18 +218,25 @@ def test_common_pgops_variables_are_defined_for_every_host():
     hv = data["_meta"]["hostvars"]
     for host in hosts_of(data, "all"):
         for var in ("pgops_db_name", "pgops_db_app_user", "pgops_db_app_password", "pgops_db_port",
-                    "pgops_app_port", "app_release_git_repo", "app_release_version", "pgops_db_host",
+                    "pgops_app_port", "app_release_git_repo", "app_release_version", "pgops_primary_db_host",
                     "pgops_environment"):
             assert var in hv[host], "%s lacks %s" % (host, var)
     # The password is never a literal in the plain group_vars: only the vault indirection.
     assert hv["app1.prod.example.com"]["pgops_db_app_password"] == "{{ vault_pgops_db_app_password }}"
 
 
-def test_db_host_resolves_inside_each_environment():
-    for host, expected in (("app1.prod.example.com", "db1.prod.example.com"),
-                           ("app1.staging.example.com", "db1.staging.example.com")):
-        out = cli("ansible", "-i", HOSTS, host, "-m", "ansible.builtin.debug", "-a", "var=pgops_db_host").stdout
-        assert '"pgops_db_host": "%s"' % expected in out, out
+def test_checks_stay_inside_each_environment():
+    """preflight/verification must check this environment's db host and app hosts, not the first of the inventory."""
+    for host, db, apps in (("app1.prod.example.com", "db1.prod.example.com", sorted(PROD_APP)),
+                           ("db1.staging.example.com", "db1.staging.example.com", sorted(STAGING_APP))):
+        out = cli("ansible", "-i", HOSTS, host, "-m", "ansible.builtin.debug",
+                  "-a", "msg={{ [preflight_db_inventory_host, verification_db_inventory_host, "
+                        "preflight_app_hosts | sort, verification_app_hosts | sort] }}").stdout
+        data = json.loads(out.split("=>", 1)[1])["msg"]
+        assert data == [db, db, apps, apps], data
+    # pgops_db_host must stay unset: it switches preflight/verification to TCP as postgres
+    data = inventory_list()
+    assert not [h for h, v in data["_meta"]["hostvars"].items() if "pgops_db_host" in v]
 
 
 # --------------------------------------------------------------- vault
