@@ -73,6 +73,22 @@ def normalise_phases(raw_phases, run_started=None):
     return items
 
 
+def normalise_findings(raw):
+    """{source: [str | {severity, message}]} or [{...}] -> [{source, severity, message}]."""
+    if isinstance(raw, dict):
+        items = []
+        for source in sorted(raw):
+            for entry in raw[source] or []:
+                entry = dict(entry) if isinstance(entry, dict) else {"message": str(entry)}
+                entry.setdefault("source", source)
+                items.append(entry)
+    else:
+        items = [dict(f) for f in (raw or []) if isinstance(f, dict)]
+    for entry in items:
+        entry.setdefault("severity", "warning")
+    return items
+
+
 def build_report(record):
     """Normalise the run record into the report document (also what the JSON file holds)."""
     record = _dict(record)
@@ -82,7 +98,7 @@ def build_report(record):
     status = final_status(phases, rolled_back)
     started, finished = _as_float(run.get("started")), _as_float(run.get("finished"))
     errors = [e for e in (record.get("errors") or []) if isinstance(e, dict)]
-    findings = [f for f in (record.get("findings") or []) if isinstance(f, dict)]
+    findings = normalise_findings(record.get("findings"))
     return {
         "schema": "pgops.deploy/report/v1",
         "status": status,
@@ -111,6 +127,10 @@ def summary_line(report):
 
 
 # ---------------------------------------------------------------- sections
+
+def _version(value):
+    return "none (empty database)" if value in (None, "", "None") else value
+
 
 def _fmt_s(value):
     return "" if value is None else "%.1f s" % value
@@ -195,7 +215,8 @@ def _signoff_rows(report):
     rows = [
         ["Preflight checks passed", tick(phases["preflight"]["status"] == "ok")],
         ["Backup taken and verified (every block read, checksums)", tick(bool(backup.get("verified")))],
-        ["Migrations applied (%s -> %s)" % (migrations.get("version_before", "?"), migrations.get("version_after", "?")),
+        ["Migrations applied (%s -> %s)" % (_version(migrations.get("version_before")),
+                                            _version(migrations.get("version_after"))),
          tick(phases["migrate"]["status"] == "ok")],
         ["New release live on every app host", tick(phases["release"]["status"] == "ok")],
         ["Materialized views refreshed", tick(phases["matviews"]["status"] == "ok")],
@@ -228,8 +249,8 @@ def render_markdown(report):
         out += ["## Hosts", "", md_table(["Group", "Hosts"], [[g, ", ".join(h)] for g, h in sorted(hosts.items())])]
     out += ["## Backup", "", md_table(["Field", "Value"], _backup_rows(report["backup"]))]
     mig = report["migrations"]
-    out += ["## Migrations", "", "Version before: `%s`, after: `%s`, pending: %s" % (
-        mig.get("version_before", "?"), mig.get("version_after", "?"), len(mig.get("pending") or [])), "",
+    out += ["## Migrations", "", "Version before: `%s`, after: `%s`, applied in this run: %s" % (
+        _version(mig.get("version_before")), _version(mig.get("version_after")), len(mig.get("applied") or [])), "",
         md_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig))]
     out += ["## Release", "", md_table(["Host", "Before", "After", "Revision", "Version", "Rolled back"],
                                        _release_rows(report["releases"]))]
@@ -308,7 +329,7 @@ def render_html(report):
     body += ["<h2>Backup</h2>", html_table(["Field", "Value"], _backup_rows(report["backup"]))]
     mig = report["migrations"]
     body += ["<h2>Migrations</h2>", "<p>Version before <code>%s</code>, after <code>%s</code>.</p>" % (
-        esc(mig.get("version_before", "?")), esc(mig.get("version_after", "?"))),
+        esc(_version(mig.get("version_before"))), esc(_version(mig.get("version_after")))),
         html_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig))]
     body += ["<h2>Release</h2>", html_table(["Host", "Before", "After", "Revision", "Version", "Rolled back"],
                                             _release_rows(report["releases"]))]

@@ -85,3 +85,12 @@ def test_json_round_trip():
     rep = r.build_report(record())
     assert json.loads(json.dumps(rep))["schema"] == "pgops.deploy/report/v1"
     assert r.summary_line(rep).startswith("SUCCESS: deploy 20261121T100000Z of v1.1.0 (production)")
+
+
+def test_findings_by_source_become_rows():
+    rep = r.build_report(record(findings={"preflight": ["disk /srv below 10 GB"],
+                                          "verification": [{"severity": "info", "message": "rows grew"}]}))
+    assert rep["findings"] == [
+        {"source": "preflight", "severity": "warning", "message": "disk /srv below 10 GB"},
+        {"source": "verification", "severity": "info", "message": "rows grew"}]
+    assert "| preflight | warning | disk /srv below 10 GB |" in r.render_markdown(rep)

@@ -9,7 +9,6 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVEN
 ALL = RUNNER.get_hosts("all")
 APPS = RUNNER.get_hosts("app_servers")
 DB = RUNNER.get_hosts("db_servers")[0]
-PASSWORD = "molecule-only-password"
 
 
 def host(name):
@@ -35,9 +34,10 @@ def test_postgresql_service_listens_on_network():
 @pytest.mark.parametrize("name", APPS)
 def test_app_hosts_reach_the_database_by_hostname(name):
     h = host(name)
+    password = h.ansible.get_variables()["pgops_db_app_password"]
     out = h.run(
         "PGPASSWORD=%s psql -h %s -U santri_app -d santri -Atc 'SELECT current_user, inet_server_addr() IS NOT NULL'"
-        % (PASSWORD, DB))
+        % (password, DB))
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == "santri_app|t"
 

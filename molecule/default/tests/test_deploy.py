@@ -1,0 +1,89 @@
+"""The product end to end (deploy.yml on 1 db + 2 app hosts): what the first deploy
+left, then data + a second deploy that must apply no migrations and reuse the release."""
+
+import json
+import os
+import subprocess
+
+import testinfra.utils.ansible_runner
+
+INVENTORY_FILE = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+REPORTS = os.path.join(EPHEMERAL, "reports")
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY_FILE)
+APPS = RUNNER.get_hosts("app_servers")
+DB = RUNNER.get_hosts("db_servers")[0]
+
+
+def host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY_FILE)
+
+
+def latest_report():
+    with open(os.path.join(REPORTS, "latest.json")) as fh:
+        return json.load(fh)
+
+
+def ansible_playbook(playbook, *extra):
+    env = dict(os.environ, PGOPS_DEMO_DIR=os.path.join(EPHEMERAL, "demo"), PGOPS_REPORT_DIR=REPORTS,
+               ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    argv = ["ansible-playbook", "-i", os.path.dirname(INVENTORY_FILE), os.path.join(PROJECT, playbook)] + list(extra)
+    return subprocess.run(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_first_deploy_report_is_success_with_every_phase():
+    report = latest_report()
+    assert report["status"] == "SUCCESS", report["errors"]
+    assert [p["status"] for p in report["phases"]] == ["ok"] * 6
+    assert [m["version"] for m in report["migrations"]["applied"]] == [str(v) for v in range(1, 9)]
+    assert report["backup"]["verified"] is True
+    assert sorted(report["releases"]) == sorted(APPS)
+    assert len(set(r["release_id"] for r in report["releases"].values())) == 1   # same release everywhere
+
+
+def test_every_app_host_serves_the_deployed_revision():
+    report = latest_report()
+    for name in APPS:
+        h = host(name)
+        release = report["releases"][name]
+        health = json.loads(h.check_output("curl -fsS http://127.0.0.1:8000/health"))
+        assert health == {"status": "ok", "db": "ok", "version": "1.1.0", "revision": release["revision"]}
+        target = h.check_output("readlink /srv/santri_api/current")
+        assert target.endswith("releases/" + release["release_id"])
+        assert h.file("/srv/santri_api/shared/.env").mode == 0o600
+        assert h.service("santri_api.socket").is_running
+
+
+def test_backup_manifest_is_verified_and_the_lock_is_released():
+    report = latest_report()
+    h = host(DB)
+    manifest = json.loads(h.check_output("cat %s/manifest.json" % report["backup"]["path"]))
+    assert manifest["verified"] is True
+    assert manifest["checksum"] == report["backup"]["checksum"]
+    assert not h.file("/var/lib/pgops/deploy.lock").exists
+
+
+def test_second_deploy_after_data_applies_nothing_and_reuses_the_release():
+    first = latest_report()
+    data = ansible_playbook("examples/demo/load_data.yml", "-e", "demo_rows=3000")
+    assert data.returncode == 0, data.stdout[-3000:]
+    run = ansible_playbook("deploy.yml", "-e", "pgops_demo_has_data=true")
+    assert run.returncode == 0, run.stdout[-5000:]
+    second = latest_report()
+    assert second["run"]["id"] != first["run"]["id"]
+    assert second["status"] == "SUCCESS"
+    assert second["migrations"]["applied"] == []
+    assert second["migrations"]["version_before"] == second["migrations"]["version_after"] == "8"
+    for name in APPS:
+        assert second["releases"][name]["release_id"] == first["releases"][name]["release_id"]
+    counts = second["backup"]["manifest"]["row_counts"]
+    assert counts["public.santri_pribadi"] == 3000
+    checks = dict((c["name"], c) for c in second["verification"]["checks"])
+    assert checks["row_count:public.santri_pribadi"]["status"] == "ok"
+    plan = [c for n, c in checks.items() if "GIST" in n]
+    assert plan and plan[0]["status"] == "ok", plan
+    views = dict((v["name"], v) for v in second["matviews"])
+    assert views["public.mv_santri_stats_kabupaten"]["method"] == "concurrent"
+    assert views["public.mv_santri_stats_kabupaten"]["rows_after"] > 0
