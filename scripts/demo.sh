@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make demo: start the demo containers (one db + two app hosts, names pgops-demo-*,
+# make demo: start fresh demo containers (one db + two app hosts, names pgops-demo-*,
 # separate from Molecule's), then run the real deploy against them through
 # inventories/demo and print where the report is.   --clean removes them.
+# Every run starts from new containers (the story begins with an empty database);
+# images, the controller's wheel cache and the venv are reused, so re-runs are fast.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,14 +20,10 @@ if [ "${1:-}" = "--clean" ]; then
 fi
 
 docker network inspect "$net" >/dev/null 2>&1 || docker network create "$net" >/dev/null
+docker rm -f "${hosts[@]}" >/dev/null 2>&1 || true
 for name in "${hosts[@]}"; do
   image=pgops-app:bookworm
   [ "$name" = pgops-demo-db ] && image=pgops-db:bookworm
-  state=$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null || echo absent)
-  if [ "$state" = true ]; then
-    continue
-  fi
-  [ "$state" = absent ] || docker rm -f "$name" >/dev/null
   echo "starting container $name ($image)"
   docker run -d --name "$name" --hostname "$name" --network "$net" \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
