@@ -387,7 +387,7 @@ class MigrationRunner(object):
             return self.run_autocommit(f, history_sql, None, kind)
         return self.run_transactional(f, history_sql, None, kind)
 
-    def apply(self, f):
+    def _apply_history(self, f):
         def history_sql(ms):
             return [
                 ("DELETE FROM %s WHERE version = %%s AND type = 'versioned' AND NOT success" % self.history,
@@ -396,7 +396,70 @@ class MigrationRunner(object):
                  "VALUES (%%s, %%s, 'versioned', %%s, %%s, %%s, true)" % self.history,
                  (f.version, f.description, f.script, f.checksum, ms)),
             ]
-        return self.run_file(f, history_sql)
+        return history_sql
+
+    def apply(self, f):
+        return self.run_file(f, self._apply_history(f))
+
+    def apply_group(self, files):
+        """Apply several transactional files in ONE transaction (Flyway's ``group``).
+
+        Each file keeps its own SET LOCAL lock_timeout / statement_timeout and its own
+        history row; a failure anywhere rolls back the whole group, so the database is
+        exactly as before the group. A lock timeout retries the whole group.
+        """
+        if len(files) == 1:
+            return [self.apply(files[0])]
+        delay = self.p["retry_delay"]
+        attempts = 0
+        t0 = time.time()
+        while True:
+            attempts += 1
+            current = current_file = None
+            results = []
+            notices_before = len(self.s.notices)
+            try:
+                self.s.execute("BEGIN")
+                for f in files:
+                    current_file = f
+                    lock_timeout, statement_timeout = self.timeouts(f)
+                    self.s.execute("SET LOCAL lock_timeout = %s" % quote_literal(lock_timeout))
+                    self.s.execute("SET LOCAL statement_timeout = %s" % quote_literal(statement_timeout))
+                    tf = time.time()
+                    for st in f.statements:
+                        current = st
+                        self.s.execute(st.text)
+                    current = None
+                    ms = int((time.time() - tf) * 1000)
+                    for sql, params in self._apply_history(f)(ms):
+                        self.s.execute(sql, params)
+                    results.append(dict(version=f.version, description=f.description, script=f.script,
+                                        duration_ms=ms, attempts=attempts, notices=[], transactional=True,
+                                        group=True))
+                self.s.execute("COMMIT")
+                break
+            except Exception as exc:
+                if not is_pg_error(exc):
+                    raise
+                self.s.execute("ROLLBACK")
+                if sqlstate(exc) in LOCK_TIMEOUT_STATES and attempts <= self.p["retries"]:
+                    delay = self._retry_sleep(delay)
+                    continue
+                if self.p["record_failures"]:
+                    self._record_failure(current_file, "versioned", int((time.time() - t0) * 1000))
+                extra = ""
+                if sqlstate(exc) in LOCK_TIMEOUT_STATES:
+                    extra = " (lock_timeout hit on every attempt: a long transaction holds a conflicting lock)"
+                err = self._fail_statement(current_file, current, exc, attempts, extra)
+                err.args = (str(err).replace(
+                    "the database is as before this file",
+                    "the database is as before this group of %d file(s) (%s)"
+                    % (len(files), ", ".join(f.script for f in files))),)
+                err.details["group"] = [f.script for f in files]
+                raise err
+        if results:
+            results[-1]["notices"] = self.s.notices[notices_before:]
+        return results
 
     def revert(self, version, rfile, vrow):
         def history_sql(ms):

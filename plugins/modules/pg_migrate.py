@@ -106,6 +106,15 @@ options:
         of a C(no-transaction) file before (re)running it. Otherwise the run fails and names the index.
     type: bool
     default: false
+  group:
+    description:
+      - Apply consecutive transactional files in ONE transaction (Flyway's C(group)): a failure in
+        any of them rolls back all of them, so a failed deploy leaves the database exactly as it was.
+      - A C(-- pgops:no-transaction) file cannot join a transaction: it runs alone and splits the
+        pending files into the group before it and the group after it.
+      - A lock timeout retries the whole group.
+    type: bool
+    default: false
   record_failures:
     description: Write a C(success=false) history row (own transaction) when a file fails; removed by a later success.
     type: bool
@@ -268,6 +277,25 @@ def _plan_entry(f, with_sql):
     return entry
 
 
+def apply_batches(pending, group):
+    """Files to apply together: one each, or with ``group`` runs of transactional files
+    (a -- pgops:no-transaction file always stands alone and ends the run before it)."""
+    if not group:
+        return [[f] for f in pending]
+    batches, run = [], []
+    for f in pending:
+        if f.no_transaction:
+            if run:
+                batches.append(run)
+                run = []
+            batches.append([f])
+        else:
+            run.append(f)
+    if run:
+        batches.append(run)
+    return batches
+
+
 def do_migrate(module, runner, result):
     p = module.params
     st = runner.state(runner.read_history())
@@ -292,8 +320,11 @@ def do_migrate(module, runner, result):
         result["changed"] = bool(pending) or result["changed"]
         result["current_version"]["after"] = pending[-1].version if pending else st["current"]
         return
-    for f in pending:
-        result["applied"].append(runner.apply(f))
+    for batch in apply_batches(pending, p["group"]):
+        if len(batch) > 1 or (p["group"] and not batch[0].no_transaction):
+            result["applied"].extend(runner.apply_group(batch))
+        else:
+            result["applied"].append(runner.apply(batch[0]))
         result["changed"] = True
     if p["analyze_touched"] and result["applied"]:
         result["analyzed"] = runner.analyze(touched_tables(pending))
@@ -429,6 +460,7 @@ def main():
         allow_rules=dict(type="list", elements="str", default=[]),
         drop_invalid_indexes=dict(type="bool", default=False),
         record_failures=dict(type="bool", default=True),
+        group=dict(type="bool", default=False),
         count_touched_rows=dict(type="bool", default=False),
         analyze_touched=dict(type="bool", default=False),
         baseline_description=dict(type="str", default="<< baseline >>"),
