@@ -56,12 +56,13 @@ def one_request(url, timeout):
     return ok, time.monotonic() - started
 
 
-def load(url, rate, seconds, action, timeout=10.0):
-    """Fire rate*seconds requests at a fixed rate; run `action` after 2 s. Returns stats."""
-    total = int(rate * seconds)
+def load(url, rate, seconds, action, timeout=10.0, max_seconds=180.0):
+    """Fire requests at a fixed rate from 2 s before `action` until 2 s after it ends (at least
+    `seconds`, at most `max_seconds`: the count stays bounded). Returns stats."""
     results = []
     lock = threading.Lock()
     action_result = {}
+    done = threading.Event()
 
     def record(fut):
         with lock:
@@ -71,16 +72,27 @@ def load(url, rate, seconds, action, timeout=10.0):
         t0 = time.monotonic()
         proc = subprocess.run(action, capture_output=True, text=True)
         action_result.update(rc=proc.returncode, seconds=time.monotonic() - t0, tail=(proc.stdout + proc.stderr)[-400:])
+        done.set()
 
     actor = threading.Timer(2.0, run_action)
     with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
         start = time.monotonic()
         actor.start()
-        for i in range(total):
-            delay = start + i / rate - time.monotonic()
+        i = 0
+        ended_at = None
+        while True:
+            now = time.monotonic()
+            if done.is_set() and ended_at is None:
+                ended_at = now
+            if now - start >= max_seconds:
+                break
+            if now - start >= seconds and ended_at is not None and now - ended_at >= 2.0:
+                break
+            delay = start + i / rate - now
             if delay > 0:
                 time.sleep(delay)
             pool.submit(one_request, url, timeout).add_done_callback(record)
+            i += 1
         actor.join()
     latencies = sorted(r[1] for r in results)
     failed = sum(1 for r in results if not r[0])
@@ -106,8 +118,8 @@ def main():
     ap.add_argument("--modes", default="runbook,restart,release,supervisor")
     ap.add_argument("--json", help="write the results here as JSON")
     args = ap.parse_args()
-    if args.rate * args.seconds > 5000:
-        raise SystemExit("bounded: at most 5000 requests per run")
+    if args.rate * 180 > 10000:
+        raise SystemExit("bounded: at most 10000 requests per run (rate * 180 s)")
 
     url1 = "http://%s:8000/health" % container_ip(SYSTEMD_HOST)
     url2 = "http://%s:8000/health" % container_ip(SUPERVISOR_HOST)
@@ -132,7 +144,7 @@ def main():
             target = "v1.0.0" if current_version(url) == "1.1.0" else "v1.1.0"
             action = env_pb + ["ansible-playbook", "-i", inv, "%s/playbooks/release.yml" % ROOT,
                                "-l", SYSTEMD_HOST, "-e", "app_release_version=%s" % target]
-        print("== %s: %d requests at %.0f/s while: %s" % (mode, args.rate * args.seconds, args.rate, " ".join(action[-6:])),
+        print("== %s: requests at %.0f/s from 2 s before to 2 s after: %s" % (mode, args.rate, " ".join(action[-6:])),
               flush=True)
         rows[mode] = load(url, args.rate, args.seconds, action)
         if rows[mode]["action_rc"] != 0:
