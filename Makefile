@@ -80,6 +80,10 @@ demo-clean: ## remove the demo containers and network
 build: venv ## build the collection tarball
 	$(BIN)/ansible-galaxy collection build --force --output-path build/
 
+.PHONY: ee
+ee: build ## render the AWX/AAP execution-environment build context (build/ee)
+	$(BIN)/ansible-builder create -f execution-environment.yml --context build/ee --output-filename Containerfile
+
 .PHONY: clean
 clean: demo-clean ## remove venv, build output and caches
 	rm -rf $(VENV) .collections build .pytest_cache

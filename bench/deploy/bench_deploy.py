@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Full deploy vs the runbook's bare commands, side by side on the same data (not run in CI).
+
+    .venv/bin/python bench/deploy/bench_deploy.py [--rows 1700000] [--keep]
+
+On fresh containers (pgops-bench-db, -app1, -app2; images from `make testbed`):
+  1. prepare + deploy v1.0.0 + generate --rows santri (1.7 M rows ~ 1.1 GB),
+  2. pipeline:  deploy.yml v1.0.0 -> v1.1.0           (per-phase times from its report)
+  3. reset:     revert V8..V6 and switch the apps back to the v1.0.0 release
+  4. runbook:   pg_dump -Fc; psql -v ON_ERROR_STOP=1 -f V6..V8; on each app host
+                git clone + python -m venv + pip install -r requirements.txt
+                + systemctl restart + curl /health   (the same work, done by hand)
+  5. re-run:    deploy.yml v1.1.0 again (nothing to migrate, same release)
+Prints a table and the ratios pipeline / runbook (target <= 1.3) and the no-change
+re-run time (target < 60 s).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, ".venv", "bin")
+NET = "pgops-bench"
+HOSTS = {"pgops-bench-db": "pgops-db:bookworm", "pgops-bench-app1": "pgops-app:bookworm",
+         "pgops-bench-app2": "pgops-app:bookworm"}
+WORK = os.path.join(ROOT, "bench", "results", "deploy")
+INVENTORY = os.path.join(WORK, "inventory")
+
+
+def sh(cmd, check=True, quiet=False):
+    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          executable="/bin/bash")
+    if check and proc.returncode != 0:
+        sys.exit("command failed (%s): %s\n%s" % (proc.returncode, cmd, proc.stdout[-4000:]))
+    if not quiet:
+        sys.stdout.write(".")
+        sys.stdout.flush()
+    return proc.stdout
+
+
+def dexec(host, cmd, check=True):
+    return sh("docker exec %s bash -c %s" % (host, json.dumps(cmd)), check=check, quiet=True)
+
+
+def timed(fn, *args):
+    t0 = time.time()
+    fn(*args)
+    return time.time() - t0
+
+
+def write_inventory():
+    os.makedirs(INVENTORY, exist_ok=True)
+    with open(os.path.join(INVENTORY, "hosts.yml"), "w") as fh:
+        fh.write("all:\n  children:\n    db_servers:\n      hosts:\n        pgops-bench-db:\n"
+                 "    app_servers:\n      hosts:\n        pgops-bench-app1:\n        pgops-bench-app2:\n")
+    link = os.path.join(INVENTORY, "group_vars")
+    if not os.path.islink(link):
+        os.symlink(os.path.join(ROOT, "inventories", "demo", "group_vars"), link)
+
+
+def playbook(path, *extra):
+    env = dict(os.environ, PATH=BIN + ":" + os.environ["PATH"], ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               PGOPS_DEMO_DIR=os.path.join(WORK, "demo"), PGOPS_REPORT_DIR=os.path.join(WORK, "reports"))
+    argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(ROOT, path)] + list(extra)
+    proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        sys.exit("%s failed:\n%s" % (path, proc.stdout[-5000:]))
+
+
+def report():
+    with open(os.path.join(WORK, "reports", "latest.json")) as fh:
+        return json.load(fh)
+
+
+def start_containers():
+    sh("docker rm -f %s >/dev/null 2>&1; docker network rm %s >/dev/null 2>&1; docker network create %s >/dev/null"
+       % (" ".join(HOSTS), NET, NET), check=False)
+    for name, image in HOSTS.items():
+        sh("docker run -d --name %s --hostname %s --network %s --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "
+           "-v /sys/fs/cgroup:/sys/fs/cgroup:ro --stop-signal SIGRTMIN+3 %s /lib/systemd/systemd >/dev/null"
+           % (name, name, NET, image))
+    time.sleep(5)
+
+
+def runbook(app_hosts, repo_url):
+    """The runbook's commands, exactly as an operator types them, timed per step."""
+    steps = {}
+    db = "pgops-bench-db"
+    steps["backup (pg_dump -Fc)"] = timed(dexec, db, "sudo -u postgres pg_dump -Fc -f /tmp/runbook.dump santri")
+    dexec(db, "rm -rf /tmp/mig && mkdir /tmp/mig")
+    sh("docker cp %s/demo/sample/santri_api.git %s:/tmp/mig/repo.git" % (WORK, db), quiet=True)
+    dexec(db, "git clone -q --branch v1.1.0 /tmp/mig/repo.git /tmp/mig/src && chown -R postgres /tmp/mig")
+    steps["migrate (psql -f V6..V8)"] = timed(dexec, db, " && ".join(
+        "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f /tmp/mig/src/migrations/%s" % f
+        for f in ("V6__matviews.sql", "V7__skor_updated_index.sql", "V8__analyze.sql")))
+
+    def release(host):
+        dexec(host, "rm -rf /srv/runbook && git clone -q --branch v1.1.0 %s /srv/runbook" % repo_url)
+        dexec(host, "cd /srv/runbook && python3 -m venv .venv && .venv/bin/pip install -q --no-index "
+                    "--find-links $(ls -d /srv/santri_api/shared/wheelhouse/*/ | head -1) -r requirements.txt")
+        dexec(host, "systemctl restart santri_api.service && for i in $(seq 1 60); do "
+                    "curl -fsS http://127.0.0.1:8000/health >/dev/null && exit 0; sleep 0.5; done; exit 1")
+    steps["release (git clone, venv, pip, restart, curl) x%d" % len(app_hosts)] = sum(
+        timed(release, h) for h in app_hosts)
+    return steps
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1700000, help="santri rows (1.7 M ~ 1.1 GB)")
+    ap.add_argument("--keep", action="store_true", help="keep the containers")
+    args = ap.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    write_inventory()
+    print("bench/deploy: containers, first deploy, %d rows of data (this takes a while)" % args.rows)
+    start_containers()
+    playbook("examples/demo/prepare.yml")
+    playbook("deploy.yml", "-e", "app_release_version=v1.0.0")
+    playbook("examples/demo/load_data.yml", "-e", "demo_rows=%d" % args.rows)
+    size = dexec("pgops-bench-db", "sudo -u postgres psql -Atc \"SELECT pg_size_pretty(pg_database_size('santri'))\"")
+
+    t0 = time.time()
+    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true")
+    pipeline_total = time.time() - t0
+    pipe = report()
+    phases = dict((p["name"], p.get("duration_s") or 0.0) for p in pipe["phases"])
+
+    # back to the v1.0.0 state, then the runbook does the same work by hand
+    dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
+                            "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
+                            "sudo -u postgres psql -X -q -d santri -c \"DELETE FROM pgops.schema_history "
+                            "WHERE version::int >= 6\"")
+    apps = ["pgops-bench-app1", "pgops-bench-app2"]
+    t0 = time.time()
+    steps = runbook(apps, "file:///opt/git/santri_api.git")
+    runbook_total = time.time() - t0
+
+    t0 = time.time()
+    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true")
+    rerun = time.time() - t0
+
+    print("\n\nDatabase: %s, %d santri rows" % (size.strip(), args.rows))
+    print("%-48s %10s" % ("runbook step", "seconds"))
+    for name, secs in steps.items():
+        print("%-48s %10.1f" % (name, secs))
+    print("%-48s %10.1f" % ("runbook total (commands only)", runbook_total))
+    print()
+    print("%-48s %10s" % ("pipeline phase (deploy.yml)", "seconds"))
+    for name in ("preflight", "backup", "migrate", "release", "matviews", "verify"):
+        print("%-48s %10.1f" % (name, phases.get(name, 0.0)))
+    print("%-48s %10.1f" % ("pipeline total (wall)", pipeline_total))
+    print()
+    comparable = sum(phases.get(n, 0.0) for n in ("backup", "migrate", "release"))
+    print("ratio pipeline/runbook, same work (backup+migrate+release): %.2fx (target <= 1.3)"
+          % (comparable / runbook_total))
+    print("ratio pipeline/runbook, everything (adds preflight, matviews, verify, report): %.2fx"
+          % (pipeline_total / runbook_total))
+    print("no-change re-run: %.1f s (target < 60 s)" % rerun)
+    if not args.keep:
+        sh("docker rm -f %s >/dev/null; docker network rm %s >/dev/null" % (" ".join(HOSTS), NET), check=False)
+
+
+if __name__ == "__main__":
+    main()
