@@ -108,7 +108,7 @@ options:
     default: false
   group:
     description:
-      - Apply consecutive transactional files in ONE transaction (Flyway's C(group)): a failure in
+      - Apply consecutive transactional files in ONE transaction, like Flyway's C(group). A failure in
         any of them rolls back all of them, so a failed deploy leaves the database exactly as it was.
       - A C(-- pgops:no-transaction) file cannot join a transaction: it runs alone and splits the
         pending files into the group before it and the group after it.
