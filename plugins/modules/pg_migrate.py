@@ -110,7 +110,7 @@ options:
     description:
       - Apply consecutive transactional files in ONE transaction, like Flyway's C(group). A failure in
         any of them rolls back all of them, so a failed deploy leaves the database exactly as it was.
-      - A C(-- pgops:no-transaction) file cannot join a transaction: it runs alone and splits the
+      - A C(-- pgops:no-transaction) file cannot join a transaction; it runs alone and splits the
         pending files into the group before it and the group after it.
       - A lock timeout retries the whole group.
     type: bool
