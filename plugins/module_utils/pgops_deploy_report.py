@@ -172,9 +172,13 @@ def _release_rows(releases):
     rows = []
     for host in sorted(releases):
         rel = _dict(releases[host])
-        rows.append([host, rel.get("previous_release") or "-", rel.get("release_id") or "-",
-                     (rel.get("revision") or "")[:12], rel.get("version") or "",
-                     "yes" if rel.get("rolled_back") else "no"])
+        live = rel.get("live_release") or rel.get("release_id") or "-"
+        before = rel.get("previous_release") or "-"
+        if rel.get("status") == "unchanged" or rel.get("reused"):
+            before = live
+        rows.append([host, before, live, (rel.get("revision") or "")[:12],
+                     rel.get("version") or rel.get("live_version") or "",
+                     "yes (%s failed)" % rel.get("release_id") if rel.get("rolled_back") else "no"])
     return rows
 
 

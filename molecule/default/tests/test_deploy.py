@@ -3,34 +3,11 @@ left, then data + a second deploy that must apply no migrations and reuse the re
 
 import json
 import os
-import subprocess
+import sys
 
-import testinfra.utils.ansible_runner
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
-INVENTORY_FILE = os.environ["MOLECULE_INVENTORY_FILE"]
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-REPORTS = os.path.join(EPHEMERAL, "reports")
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY_FILE)
-APPS = RUNNER.get_hosts("app_servers")
-DB = RUNNER.get_hosts("db_servers")[0]
-
-
-def host(name):
-    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY_FILE)
-
-
-def latest_report():
-    with open(os.path.join(REPORTS, "latest.json")) as fh:
-        return json.load(fh)
-
-
-def ansible_playbook(playbook, *extra):
-    env = dict(os.environ, PGOPS_DEMO_DIR=os.path.join(EPHEMERAL, "demo"), PGOPS_REPORT_DIR=REPORTS,
-               ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    argv = ["ansible-playbook", "-i", os.path.dirname(INVENTORY_FILE), os.path.join(PROJECT, playbook)] + list(extra)
-    return subprocess.run(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+from deploy_helpers import APPS, DB, ansible_playbook, host, latest_report  # noqa: E402
 
 
 def test_first_deploy_report_is_success_with_every_phase():

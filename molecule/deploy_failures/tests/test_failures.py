@@ -1,0 +1,128 @@
+"""deploy.yml failure policies, for real, on 1 db + 2 app hosts that run v1.0.0 (converge)."""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+
+from deploy_helpers import APPS, DB, DEMO_DIR, current_release, deploy, health, host, psql  # noqa: E402
+
+LOCK = "/var/lib/pgops/deploy.lock"
+
+
+def phases(report):
+    return dict((p["name"], p["status"]) for p in report["phases"])
+
+
+def errors(report):
+    return " | ".join("%s %s: %s" % (e["host"], e["task"], e["msg"]) for e in report["errors"])
+
+
+def baseline():
+    return dict((name, (current_release(name), health(name)["revision"])) for name in APPS)
+
+
+def test_preflight_refuses_long_transaction_disk_and_freeze_window_at_once():
+    before = baseline()
+    # A real idle-in-transaction session on the db host, kept open in the background.
+    host(DB).run("sudo -u postgres bash -c '(echo \"BEGIN; SELECT count(*) FROM santri_pribadi;\"; sleep 90) "
+                 "| psql -X -d santri -q >/dev/null 2>&1 &'")
+    time.sleep(3)
+    try:
+        proc, report = deploy(
+            "-e", "preflight_idle_in_transaction_seconds=1",
+            "-e", "preflight_backup_min_free=900TB",
+            "-e", '{"preflight_freeze_windows": [{"name": "change freeze", "weekdays": '
+                  '["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}]}')
+    finally:
+        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+             "AND datname = 'santri'")
+    assert proc.returncode != 0
+    assert report["status"] == "FAILED"
+    assert phases(report)["preflight"] == "failed"
+    assert phases(report)["backup"] == "not run" and phases(report)["migrate"] == "not run"
+    text = errors(report)
+    assert "idle in transaction" in text, text
+    assert "expected >= 900.0 TiB free on /var/backups/pgops" in text, text
+    assert "change freeze" in text, text
+    assert not host(DB).file(LOCK).exists                 # preflight failed before taking the lock
+    assert baseline() == before
+
+
+def test_a_concurrent_deploy_is_refused_and_its_lock_left_alone():
+    holder = ('{"owner": "alice", "controller": "laptop-7", "pid": 4711, "started_at": "2026-11-21T10:00:00Z",'
+              ' "run_id": "other-run", "play_hosts": [], "playbook": "deploy.yml"}')
+    host(DB).run("mkdir -p /var/lib/pgops && printf '%%s\\n' '%s' > %s" % (holder, LOCK))
+    try:
+        proc, report = deploy()
+        assert proc.returncode != 0
+        assert report["status"] == "FAILED"
+        assert phases(report)["preflight"] == "failed"
+        assert "alice" in errors(report) and "laptop-7" in errors(report)
+        assert "other-run" in host(DB).file(LOCK).content_string   # not released by the refused run
+    finally:
+        host(DB).run("rm -f " + LOCK)
+
+
+def _broken_migration_repo(tmp_path):
+    """v1.0.0 + V6 (valid) + V7 (fails midway): tag v1.0.1-broken-migration in a new bare repo."""
+    work, bare = str(tmp_path / "work"), str(tmp_path / "broken.git")
+    sample = os.path.join(DEMO_DIR, "sample", "santri_api.git")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.test", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.test")
+
+    def git(*args, cwd=work):
+        subprocess.run(("git",) + args, cwd=cwd, env=env, check=True, capture_output=True)
+    git("clone", "--quiet", "--branch", "v1.0.0", sample, work, cwd=str(tmp_path))
+    with open(os.path.join(work, "migrations", "V6__regions.sql"), "w") as fh:
+        fh.write("CREATE TABLE IF NOT EXISTS public.demo_regions (id int PRIMARY KEY, name text);\n")
+    with open(os.path.join(work, "migrations", "V7__broken.sql"), "w") as fh:
+        fh.write("ALTER TABLE public.santri_pribadi ADD COLUMN IF NOT EXISTS catatan text;\n"
+                 "SELECT 1 / 0;\n")
+    git("add", "migrations")
+    git("commit", "--quiet", "-m", "broken migration")
+    git("tag", "v1.0.1-broken-migration")
+    git("clone", "--quiet", "--bare", work, bare, cwd=str(tmp_path))
+    return bare
+
+
+def test_a_migration_failing_midway_leaves_database_and_app_untouched(tmp_path):
+    before = baseline()
+    version_before = psql("SELECT max(version::int) FROM pgops.schema_history WHERE success")
+    proc, report = deploy("-e", "pgops_migrations_git_repo=" + _broken_migration_repo(tmp_path),
+                          "-e", "app_release_version=v1.0.1-broken-migration")
+    assert proc.returncode != 0
+    assert report["status"] == "FAILED"
+    assert phases(report)["backup"] == "ok" and report["backup"]["verified"] is True
+    assert phases(report)["migrate"] == "failed"
+    assert phases(report)["release"] == "not run"
+    assert "V7__broken.sql" in errors(report) and "division by zero" in errors(report)
+    # database exactly as before: neither V6 nor the first statement of V7 survived
+    assert psql("SELECT max(version::int) FROM pgops.schema_history WHERE success") == version_before
+    assert psql("SELECT to_regclass('public.demo_regions') IS NULL") == "t"
+    assert psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'catatan'") == "0"
+    assert baseline() == before                            # app untouched
+    assert not host(DB).file(LOCK).exists                  # lock released on failure
+
+
+def test_a_release_failing_its_health_gate_is_rolled_back_and_stops_the_rollout():
+    before = baseline()
+    proc, report = deploy("-e", "app_release_version=v1.2.0-broken-health")
+    assert proc.returncode != 0
+    assert report["status"] == "ROLLED BACK", errors(report)
+    assert phases(report)["migrate"] == "ok"
+    assert phases(report)["release"] == "failed"
+    assert phases(report)["matviews"] == "not run" and phases(report)["verify"] == "not run"
+    first, second = APPS[0], APPS[1]
+    assert [e["host"] for e in report["errors"]] == [first]          # serial 1: only the first batch ran
+    assert report["releases"][first]["rolled_back"] is True
+    assert report["rollback_actions"] and report["rollback_actions"][0].startswith(first + ": app back on release "
+                                                                                    + before[first][0])
+    assert baseline() == before                                      # both hosts serve v1.0.0 again
+    assert health(first)["version"] == "1.0.0"
+    failed_dirs = host(first).check_output("ls /srv/santri_api/releases/*/.pgops-failed | wc -l")
+    assert failed_dirs == "1"
+    assert host(second).check_output("ls /srv/santri_api/releases | wc -l") == "1"   # never touched
+    assert not host(DB).file(LOCK).exists
