@@ -159,8 +159,10 @@ def _backup_rows(backup):
     return rows
 
 
-def _migration_rows(migrations):
+def _migration_rows(migrations, dry_run=False):
     rows = []
+    if dry_run and not migrations.get("applied"):
+        return [[p, "would be applied", "", ""] for p in migrations.get("pending") or []]
     for item in migrations.get("applied") or []:
         item = _dict(item)
         rows.append([item.get("version"), item.get("description"), "%s ms" % item.get("duration_ms", "?"),
@@ -255,7 +257,7 @@ def render_markdown(report):
     mig = report["migrations"]
     out += ["## Migrations", "", "Version before: `%s`, after: `%s`, applied in this run: %s" % (
         _version(mig.get("version_before")), _version(mig.get("version_after")), len(mig.get("applied") or [])), "",
-        md_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig))]
+        md_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig, report["dry_run"]))]
     out += ["## Release", "", md_table(["Host", "Before", "After", "Revision", "Version", "Rolled back"],
                                        _release_rows(report["releases"]))]
     out += ["## Materialized views", "", md_table(["View", "Method", "Duration", "Rows", "Fallback reason"],
@@ -334,7 +336,7 @@ def render_html(report):
     mig = report["migrations"]
     body += ["<h2>Migrations</h2>", "<p>Version before <code>%s</code>, after <code>%s</code>.</p>" % (
         esc(_version(mig.get("version_before"))), esc(_version(mig.get("version_after")))),
-        html_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig))]
+        html_table(["Version", "Description", "Duration", "Attempts"], _migration_rows(mig, report["dry_run"]))]
     body += ["<h2>Release</h2>", html_table(["Host", "Before", "After", "Revision", "Version", "Rolled back"],
                                             _release_rows(report["releases"]))]
     body += ["<h2>Materialized views</h2>", html_table(["View", "Method", "Duration", "Rows", "Fallback reason"],

@@ -94,3 +94,13 @@ def test_findings_by_source_become_rows():
         {"source": "preflight", "severity": "warning", "message": "disk /srv below 10 GB"},
         {"source": "verification", "severity": "info", "message": "rows grew"}]
     assert "| preflight | warning | disk /srv below 10 GB |" in r.render_markdown(rep)
+
+
+def test_dry_run_lists_what_would_be_applied():
+    rec = record(migrations={"version_before": "5", "version_after": "8", "applied": [],
+                             "pending": ["V6__matviews.sql", "V7__idx.sql"]})
+    rec["run"]["check_mode"] = True
+    rep = r.build_report(rec)
+    md = r.render_markdown(rep)
+    assert rep["dry_run"] is True and "(DRY RUN)" in md
+    assert "| V6__matviews.sql | would be applied |" in md

@@ -24,6 +24,30 @@ def baseline():
     return dict((name, (current_release(name), health(name)["revision"])) for name in APPS)
 
 
+def test_check_mode_is_a_dry_run_of_the_whole_pipeline():
+    before = baseline()
+    version = psql("SELECT max(version::int) FROM pgops.schema_history WHERE success")
+    backups = host(DB).check_output("ls /var/backups/pgops/santri | wc -l")
+    proc, report = deploy("--check", "-e", "app_release_version=v1.1.0")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["dry_run"] is True and report["status"] == "SUCCESS"
+    assert report["migrations"]["pending"] == ["V6__matviews.sql", "V7__skor_updated_index.sql", "V8__analyze.sql"]
+    assert phases(report)["verify"] == "skipped"
+    assert psql("SELECT max(version::int) FROM pgops.schema_history WHERE success") == version
+    assert host(DB).check_output("ls /var/backups/pgops/santri | wc -l") == backups
+    assert baseline() == before
+    assert not host(DB).file(LOCK).exists
+
+
+def test_a_single_phase_runs_with_its_tag():
+    proc, report = deploy("--tags", "backup")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["status"] == "SUCCESS"
+    status = phases(report)
+    assert status["backup"] == "ok" and report["backup"]["verified"] is True
+    assert status["preflight"] == status["migrate"] == status["release"] == "not run"
+
+
 def test_preflight_refuses_long_transaction_disk_and_freeze_window_at_once():
     before = baseline()
     # A real idle-in-transaction session on the db host, kept open in the background.
