@@ -42,6 +42,36 @@ def deploy(*extra):
     return proc, latest_report()
 
 
+def run_like_awx(playbook, extravars, tmpdir, cmdline=""):
+    """Run a playbook through ansible-runner with a private data dir laid out as AWX writes
+    it for a job: project/ (the checkout), inventory/ (the job's hosts + imported group_vars),
+    env/extravars (survey answers), env/envvars, env/cmdline. Returns the runner object."""
+    import ansible_runner
+
+    pdd = os.path.join(str(tmpdir), "pdd")
+    for sub in ("env", "inventory"):
+        os.makedirs(os.path.join(pdd, sub), exist_ok=True)
+    os.symlink(PROJECT, os.path.join(pdd, "project"))
+    with open(INVENTORY_FILE) as src, open(os.path.join(pdd, "inventory", "hosts.yml"), "w") as dst:
+        dst.write(src.read())
+    os.symlink(os.path.join(PROJECT, "inventories", "demo", "group_vars"), os.path.join(pdd, "inventory", "group_vars"))
+    with open(os.path.join(pdd, "env", "extravars"), "w") as fh:
+        json.dump(extravars, fh)
+    with open(os.path.join(pdd, "env", "envvars"), "w") as fh:
+        json.dump({"PGOPS_DEMO_DIR": DEMO_DIR, "PGOPS_REPORT_DIR": REPORTS}, fh)
+    if cmdline:
+        with open(os.path.join(pdd, "env", "cmdline"), "w") as fh:
+            fh.write(cmdline)
+    # AWX's job environment has no Molecule/ANSIBLE_* settings: ansible.cfg comes from the project dir.
+    saved = dict((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_"))
+    for key in saved:
+        del os.environ[key]
+    try:
+        return ansible_runner.run(private_data_dir=pdd, playbook=playbook, quiet=True)
+    finally:
+        os.environ.update(saved)
+
+
 def psql(sql, db="santri"):
     out = host(DB).run("sudo -u postgres psql -X -d %s -Atc %s" % (db, _quote(sql)))
     assert out.rc == 0, out.stderr

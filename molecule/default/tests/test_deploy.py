@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
-from deploy_helpers import APPS, DB, ansible_playbook, host, latest_report  # noqa: E402
+from deploy_helpers import APPS, DB, ansible_playbook, host, latest_report, run_like_awx  # noqa: E402
 
 
 def test_first_deploy_report_is_success_with_every_phase():
@@ -42,12 +42,17 @@ def test_backup_manifest_is_verified_and_the_lock_is_released():
     assert not h.file("/var/lib/pgops/deploy.lock").exists
 
 
-def test_second_deploy_after_data_applies_nothing_and_reuses_the_release():
+def test_second_deploy_through_ansible_runner_applies_nothing_and_reuses_the_release(tmp_path):
+    """The second deploy goes through ansible-runner exactly as an AWX job does."""
     first = latest_report()
     data = ansible_playbook("examples/demo/load_data.yml", "-e", "demo_rows=3000")
     assert data.returncode == 0, data.stdout[-3000:]
-    run = ansible_playbook("deploy.yml", "-e", "pgops_demo_has_data=true")
-    assert run.returncode == 0, run.stdout[-5000:]
+    job = run_like_awx("deploy.yml", {"pgops_demo_has_data": True, "app_release_version": "v1.1.0"}, tmp_path)
+    assert job.rc == 0 and job.status == "successful", job.stdout.read()[-5000:]
+    events = [e["event"] for e in job.events]
+    assert "playbook_on_start" in events and "playbook_on_stats" in events
+    assert sorted(job.stats["ok"]) == sorted(APPS + [DB])
+    assert not job.stats["failures"] and not job.stats["dark"]
     second = latest_report()
     assert second["run"]["id"] != first["run"]["id"]
     assert second["status"] == "SUCCESS"
