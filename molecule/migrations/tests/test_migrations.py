@@ -51,3 +51,19 @@ def test_work_dir_is_owned_by_postgres_and_mirrors_the_source():
         import hashlib
         with open(local, "rb") as fh:
             assert h.file(os.path.join(work, name)).sha256sum == hashlib.sha256(fh.read()).hexdigest(), name
+
+
+def test_scheduled_refresh_is_a_real_systemd_timer_that_refreshes_the_views():
+    h = host()
+    timer = h.service("pgops-matview-refresh.timer")
+    assert timer.is_enabled and timer.is_running
+    assert "pgops-matview-refresh.service" in h.check_output("systemctl list-timers --all --no-legend")
+    psql("INSERT INTO pondok_pesantren (nama, kabupaten, provinsi, lokasi) "
+         "SELECT 'Pesantren Uji ' || g, 'Jombang', 'Jawa Timur', ST_SetSRID(ST_MakePoint(112.2, -7.5), 4326) "
+         "FROM generate_series(1, 3) g")
+    before = psql("SELECT coalesce(sum(jumlah_pesantren), 0) FROM mv_pesantren_stats_kabupaten")
+    run = h.run("systemctl start pgops-matview-refresh.service")     # oneshot: returns when done
+    assert run.rc == 0, run.stderr + h.run("journalctl -u pgops-matview-refresh.service --no-pager | tail -20").stdout
+    after = psql("SELECT coalesce(sum(jumlah_pesantren), 0) FROM mv_pesantren_stats_kabupaten")
+    assert int(after) == int(before) + 3
+    assert h.run("systemctl show -p Result --value pgops-matview-refresh.service").stdout.strip() == "success"
