@@ -264,25 +264,40 @@ class MigrationRunner(object):
         return min(delay * 2, 30.0)
 
     def run_transactional(self, f, history_sql, history_params, kind="versioned"):
-        lock_timeout, statement_timeout = self.timeouts(f)
+        return self._in_transaction([(f, history_sql)], kind)[0]
+
+    def _in_transaction(self, units, kind="versioned"):
+        """Run files, each followed by its history statements, in ONE transaction.
+
+        ``units``: [(file, history_sql(ms))]. Every file gets its own SET LOCAL lock_timeout /
+        statement_timeout. Any error rolls everything back; a lock timeout retries the whole
+        transaction with back-off; anything else raises MigrationError naming file and line.
+        """
         delay = self.p["retry_delay"]
         attempts = 0
-        notices_before = len(self.s.notices)
         t0 = time.time()
         while True:
             attempts += 1
-            current = None
+            current = current_file = None
+            results = []
             try:
                 self.s.execute("BEGIN")
-                self.s.execute("SET LOCAL lock_timeout = %s" % quote_literal(lock_timeout))
-                self.s.execute("SET LOCAL statement_timeout = %s" % quote_literal(statement_timeout))
-                for st in f.statements:
-                    current = st
-                    self.s.execute(st.text)
-                current = None
-                ms = int((time.time() - t0) * 1000)
-                for sql, params in history_sql(ms):
-                    self.s.execute(sql, params)
+                for f, history_sql in units:
+                    current_file = f
+                    lock_timeout, statement_timeout = self.timeouts(f)
+                    self.s.execute("SET LOCAL lock_timeout = %s" % quote_literal(lock_timeout))
+                    self.s.execute("SET LOCAL statement_timeout = %s" % quote_literal(statement_timeout))
+                    tf, notices_before = time.time(), len(self.s.notices)
+                    for st in f.statements:
+                        current = st
+                        self.s.execute(st.text)
+                    current = None
+                    ms = int((time.time() - tf) * 1000)
+                    for sql, params in history_sql(ms):
+                        self.s.execute(sql, params)
+                    results.append(dict(version=f.version, description=f.description, script=f.script,
+                                        duration_ms=ms, attempts=attempts, notices=self.s.notices[notices_before:],
+                                        transactional=True))
                 self.s.execute("COMMIT")
                 break
             except Exception as exc:
@@ -292,17 +307,23 @@ class MigrationRunner(object):
                 if sqlstate(exc) in LOCK_TIMEOUT_STATES and attempts <= self.p["retries"]:
                     delay = self._retry_sleep(delay)
                     continue
-                ms = int((time.time() - t0) * 1000)
                 if self.p["record_failures"] and kind == "versioned":
-                    self._record_failure(f, kind, ms)
+                    self._record_failure(current_file, kind, int((time.time() - t0) * 1000))
                 extra = ""
                 if sqlstate(exc) in LOCK_TIMEOUT_STATES:
                     extra = " (lock_timeout %s hit on every attempt: a long transaction holds a conflicting lock)" \
-                        % lock_timeout
-                raise self._fail_statement(f, current, exc, attempts, extra)
-        return dict(version=f.version, description=f.description, script=f.script,
-                    duration_ms=int((time.time() - t0) * 1000), attempts=attempts,
-                    notices=self.s.notices[notices_before:], transactional=True)
+                        % self.timeouts(current_file)[0]
+                err = self._fail_statement(current_file, current, exc, attempts, extra)
+                if len(units) > 1:
+                    files = [f.script for f, _ in units]
+                    err.args = (str(err).replace(
+                        "the database is as before this file",
+                        "the database is as before this group of %d file(s) (%s)" % (len(files), ", ".join(files))),)
+                    err.details["group"] = files
+                raise err
+        if len(units) == 1:
+            results[0]["duration_ms"] = int((time.time() - t0) * 1000)   # retries included
+        return results
 
     def _index_state(self, st):
         m = _CIC.match(st.text)
@@ -402,63 +423,12 @@ class MigrationRunner(object):
         return self.run_file(f, self._apply_history(f))
 
     def apply_group(self, files):
-        """Apply several transactional files in ONE transaction (Flyway's ``group``).
-
-        Each file keeps its own SET LOCAL lock_timeout / statement_timeout and its own
-        history row; a failure anywhere rolls back the whole group, so the database is
-        exactly as before the group. A lock timeout retries the whole group.
-        """
-        if len(files) == 1:
-            return [self.apply(files[0])]
-        delay = self.p["retry_delay"]
-        attempts = 0
-        t0 = time.time()
-        while True:
-            attempts += 1
-            current = current_file = None
-            results = []
-            notices_before = len(self.s.notices)
-            try:
-                self.s.execute("BEGIN")
-                for f in files:
-                    current_file = f
-                    lock_timeout, statement_timeout = self.timeouts(f)
-                    self.s.execute("SET LOCAL lock_timeout = %s" % quote_literal(lock_timeout))
-                    self.s.execute("SET LOCAL statement_timeout = %s" % quote_literal(statement_timeout))
-                    tf = time.time()
-                    for st in f.statements:
-                        current = st
-                        self.s.execute(st.text)
-                    current = None
-                    ms = int((time.time() - tf) * 1000)
-                    for sql, params in self._apply_history(f)(ms):
-                        self.s.execute(sql, params)
-                    results.append(dict(version=f.version, description=f.description, script=f.script,
-                                        duration_ms=ms, attempts=attempts, notices=[], transactional=True,
-                                        group=True))
-                self.s.execute("COMMIT")
-                break
-            except Exception as exc:
-                if not is_pg_error(exc):
-                    raise
-                self.s.execute("ROLLBACK")
-                if sqlstate(exc) in LOCK_TIMEOUT_STATES and attempts <= self.p["retries"]:
-                    delay = self._retry_sleep(delay)
-                    continue
-                if self.p["record_failures"]:
-                    self._record_failure(current_file, "versioned", int((time.time() - t0) * 1000))
-                extra = ""
-                if sqlstate(exc) in LOCK_TIMEOUT_STATES:
-                    extra = " (lock_timeout hit on every attempt: a long transaction holds a conflicting lock)"
-                err = self._fail_statement(current_file, current, exc, attempts, extra)
-                err.args = (str(err).replace(
-                    "the database is as before this file",
-                    "the database is as before this group of %d file(s) (%s)"
-                    % (len(files), ", ".join(f.script for f in files))),)
-                err.details["group"] = [f.script for f in files]
-                raise err
-        if results:
-            results[-1]["notices"] = self.s.notices[notices_before:]
+        """Apply several transactional files in ONE transaction (Flyway's ``group``):
+        a failure anywhere rolls back the whole group, so the database is exactly as
+        before it; each file keeps its own timeouts and history row."""
+        results = self._in_transaction([(f, self._apply_history(f)) for f in files])
+        for r in results:
+            r["group"] = len(files) > 1
         return results
 
     def revert(self, version, rfile, vrow):

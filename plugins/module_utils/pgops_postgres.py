@@ -209,3 +209,23 @@ class PgSession(object):
 
     def has_extension(self, name):
         return bool(self.scalar("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s", (name,), record=False))
+
+
+class ConnectFailed(Exception):
+    """Raised by try_session() instead of fail_json when the database cannot be reached."""
+
+
+class _RaisingModule(object):
+    """Stands in for the module while connecting: fail_json raises ConnectFailed."""
+
+    def __init__(self, module):
+        self.params = module.params
+
+    def fail_json(self, msg, **kwargs):
+        raise ConnectFailed(msg)
+
+
+def try_session(module, dbname=None, autocommit=True):
+    """A PgSession, or ConnectFailed carrying the message: for modules that report an
+    unreachable database (or a missing driver) as a failed check, not a module failure."""
+    return PgSession(_RaisingModule(module), dbname=dbname, autocommit=autocommit)

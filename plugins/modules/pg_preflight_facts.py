@@ -165,7 +165,7 @@ from ansible_collections.pgops.deploy.plugins.module_utils.pgops_checks import (
     version_ge,
 )
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
-    PgSession, postgres_common_argument_spec,
+    ConnectFailed, postgres_common_argument_spec, try_session,
 )
 
 DEFAULT_SEVERITY = dict(
@@ -174,19 +174,6 @@ DEFAULT_SEVERITY = dict(
     connections="warn", replication_lag="warn", freeze_window="fail", maintenance_window="fail",
 )
 
-
-class _ConnectFailed(Exception):
-    pass
-
-
-class _QuietModule(object):
-    """Lets PgSession's connection error surface as a check instead of fail_json."""
-
-    def __init__(self, module):
-        self.params = module.params
-
-    def fail_json(self, msg, **kwargs):
-        raise _ConnectFailed(msg)
 
 
 class Preflight(object):
@@ -272,9 +259,9 @@ class Preflight(object):
     # -------------------------------------------------------- database
     def connect(self):
         try:
-            self.session = PgSession(_QuietModule(self.module))
+            self.session = try_session(self.module)
             return True
-        except _ConnectFailed as exc:
+        except ConnectFailed as exc:
             self.add("database_connection", "database_connection", False,
                      "a connection to database %r" % self.params["login_db"], str(exc))
             return False

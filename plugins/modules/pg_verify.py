@@ -200,7 +200,7 @@ from ansible_collections.pgops.deploy.plugins.module_utils.pgops_checks import (
     parse_now, plan_index_names, plan_node_types, scan_log_lines, status_for, summarize, version_ge,
 )
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
-    PgSession, postgres_common_argument_spec, quote_ident,
+    ConnectFailed, postgres_common_argument_spec, try_session,
 )
 
 DB_OPTIONS = ("extensions", "tables", "indexes", "matviews", "triggers", "baseline_row_counts", "queries")
@@ -209,17 +209,6 @@ DB_OPTIONS = ("extensions", "tables", "indexes", "matviews", "triggers", "baseli
 def _ms(start):
     return round((time.monotonic() - start) * 1000.0, 1)
 
-
-class _ConnectFailed(Exception):
-    pass
-
-
-class _QuietModule(object):
-    def __init__(self, module):
-        self.params = module.params
-
-    def fail_json(self, msg, **kwargs):
-        raise _ConnectFailed(msg)
 
 
 class Verifier(object):
@@ -246,8 +235,8 @@ class Verifier(object):
     def database(self):
         started = time.monotonic()
         try:
-            self.session = PgSession(_QuietModule(self.module))
-        except _ConnectFailed as exc:
+            self.session = try_session(self.module)
+        except ConnectFailed as exc:
             self.add("database_connection", "failed", "a connection to database %r" % self.p["login_db"],
                      str(exc), started=started)
             return
