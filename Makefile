@@ -69,7 +69,7 @@ test: lint unit integration molecule ## everything CI runs
 
 # ---------------------------------------------------------------- demo
 .PHONY: demo
-demo: testbed ## deploy the sample app to local containers and print the report
+demo: host-deps testbed ## deploy the sample app to local containers and print the report
 	scripts/demo.sh
 
 .PHONY: demo-clean
