@@ -64,6 +64,8 @@ def test_second_deploy_through_ansible_runner_applies_nothing_and_reuses_the_rel
     assert counts["public.santri_pribadi"] == 3000
     checks = dict((c["name"], c) for c in second["verification"]["checks"])
     assert checks["row_count:public.santri_pribadi"]["status"] == "ok"
+    logs = [c for n, c in checks.items() if n.startswith("log:journal:santri_api")]
+    assert logs and all(c["status"] == "ok" for c in logs), logs
     plan = [c for n, c in checks.items() if "GIST" in n]
     assert plan and plan[0]["status"] == "ok", plan
     views = dict((v["name"], v) for v in second["matviews"])
