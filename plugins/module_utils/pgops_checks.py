@@ -272,14 +272,14 @@ def json_assertion(doc, assertion):
 
 
 # ---------------------------------------------------------------- EXPLAIN
-def plan_index_names(plan):
-    """Every 'Index Name' in an EXPLAIN (FORMAT JSON) document, depth first."""
-    names = []
+def _plan_values(plan, key):
+    """Every value of ``key`` in an EXPLAIN (FORMAT JSON) document, depth first."""
+    found = []
 
     def walk(node):
         if isinstance(node, dict):
-            if node.get("Index Name"):
-                names.append(node["Index Name"])
+            if node.get(key):
+                found.append(node[key])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -287,24 +287,16 @@ def plan_index_names(plan):
                 walk(item)
 
     walk(plan)
-    return names
+    return found
+
+
+def plan_index_names(plan):
+    """Every 'Index Name' in an EXPLAIN (FORMAT JSON) document, depth first."""
+    return _plan_values(plan, "Index Name")
 
 
 def plan_node_types(plan):
-    types = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("Node Type"):
-                types.append(node["Node Type"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(plan)
-    return types
+    return _plan_values(plan, "Node Type")
 
 
 def median(values):
