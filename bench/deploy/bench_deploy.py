@@ -18,6 +18,7 @@ re-run time (target < 60 s).
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def sh(cmd, check=True, quiet=False):
 
 
 def dexec(host, cmd, check=True):
-    return sh("docker exec %s bash -c %s" % (host, json.dumps(cmd)), check=check, quiet=True)
+    return sh("docker exec %s bash -c %s" % (host, shlex.quote(cmd)), check=check, quiet=True)
 
 
 def timed(fn, *args):
