@@ -91,12 +91,12 @@ def runbook(app_hosts, repo_url):
     """The runbook's commands, exactly as an operator types them, timed per step."""
     steps = {}
     db = "pgops-bench-db"
-    steps["backup (pg_dump -Fc)"] = timed(dexec, db, "sudo -u postgres pg_dump -Fc -f /tmp/runbook.dump santri")
-    dexec(db, "rm -rf /tmp/mig && mkdir /tmp/mig")
-    sh("docker cp %s/demo/sample/santri_api.git %s:/tmp/mig/repo.git" % (WORK, db), quiet=True)
-    dexec(db, "git clone -q --branch v1.1.0 /tmp/mig/repo.git /tmp/mig/src && chown -R postgres /tmp/mig")
+    steps["backup (pg_dump -Fc)"] = timed(dexec, db, "sudo -u postgres pg_dump -Fc -f /var/tmp/runbook.dump santri")
+    dexec(db, "rm -rf /var/tmp/mig && mkdir /var/tmp/mig")
+    sh("docker cp %s/demo/sample/santri_api.git %s:/var/tmp/mig/repo.git" % (WORK, db), quiet=True)
+    dexec(db, "git clone -q --branch v1.1.0 /var/tmp/mig/repo.git /var/tmp/mig/src && chown -R postgres /var/tmp/mig")
     steps["migrate (psql -f V6..V8)"] = timed(dexec, db, " && ".join(
-        "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f /tmp/mig/src/migrations/%s" % f
+        "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f /var/tmp/mig/src/migrations/%s" % f
         for f in ("V6__matviews.sql", "V7__skor_updated_index.sql", "V8__analyze.sql")))
 
     def release(host):
