@@ -92,9 +92,11 @@ def runbook(app_hosts, repo_url):
     steps = {}
     db = "pgops-bench-db"
     steps["backup (pg_dump -Fc)"] = timed(dexec, db, "sudo -u postgres pg_dump -Fc -f /var/tmp/runbook.dump santri")
-    dexec(db, "rm -rf /var/tmp/mig && mkdir /var/tmp/mig")
-    sh("docker cp %s/demo/sample/santri_api.git %s:/var/tmp/mig/repo.git" % (WORK, db), quiet=True)
-    dexec(db, "git clone -q --branch v1.1.0 /var/tmp/mig/repo.git /var/tmp/mig/src && chown -R postgres /var/tmp/mig")
+    # the db host has no git: the migrations of v1.1.0 come from the controller's copy of the repo
+    dexec(db, "rm -rf /var/tmp/mig && mkdir -p /var/tmp/mig/src")
+    sh("git -C %s/demo/sample/santri_api.git archive v1.1.0 migrations | docker exec -i %s tar -x -C /var/tmp/mig/src"
+       % (WORK, db), quiet=True)
+    dexec(db, "chown -R postgres /var/tmp/mig")
     steps["migrate (psql -f V6..V8)"] = timed(dexec, db, " && ".join(
         "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f /var/tmp/mig/src/migrations/%s" % f
         for f in ("V6__matviews.sql", "V7__skor_updated_index.sql", "V8__analyze.sql")))
