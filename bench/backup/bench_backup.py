@@ -2,6 +2,7 @@
 """Backup bench: the runbook's `pg_dump -Fc` vs the backup role's formats, side by side, one run.
 
     .venv/bin/python bench/backup/bench_backup.py [--size-mb 1024] [--jobs 2] [--datagen auto|santri|builtin]
+    .venv/bin/python bench/backup/bench_backup.py --dsn "$(.venv/bin/python bench/sample_db.py up | tail -1)"
 
 Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
 (the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
@@ -107,16 +108,26 @@ def main():
     ap.add_argument("--size-mb", type=int, default=1024, help="target database size (default 1024)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--datagen", choices=["auto", "santri", "builtin"], default="auto")
+    ap.add_argument("--dsn", help="an existing database to dump (e.g. bench/sample_db.py up); "
+                                  "restores go to new databases of the same cluster")
     args = ap.parse_args()
     ensure_collection_link()
-    cluster = PgCluster(settings={"maintenance_work_mem": "'256MB'", "max_wal_size": "'4GB'"})
-    cluster.start()
+    if args.dsn:
+        kv = dict(part.split("=", 1) for part in args.dsn.split())
+        cluster = PgCluster.running(kv.get("port", 5432))
+    else:
+        cluster = PgCluster(settings={"maintenance_work_mem": "'256MB'", "max_wal_size": "'4GB'"})
+        cluster.start()
     work = tempfile.mkdtemp(prefix="pgops-bench-backup-", dir="/var/tmp")
     os.chmod(work, 0o777)
     try:
-        db = cluster.create_database("bench")
         t0 = time.monotonic()
-        source = fill(cluster, db, args.size_mb, args.datagen)
+        if args.dsn:
+            db = cluster.database(kv["dbname"])
+            source = "existing database %s" % db.name
+        else:
+            db = cluster.create_database("bench")
+            source = fill(cluster, db, args.size_mb, args.datagen)
         dbsize = db.scalar("SELECT pg_database_size(current_database())")
         print("dataset: %s; pg_database_size %.0f MB (filled in %.0f s); %d CPUs, jobs=%d"
               % (source, dbsize / 1048576.0, time.monotonic() - t0, os.cpu_count(), args.jobs))
@@ -194,7 +205,8 @@ def main():
                            module=dict(dump_s=e2e_dump, verify_s=e2e_verify, size=res["manifest"]["dump_size"])),
                       fh, indent=2)
     finally:
-        cluster.stop()
+        if not args.dsn:
+            cluster.stop()
         subprocess.run(["rm", "-rf", work])
 
 

@@ -99,7 +99,8 @@ def main():
                        check=True, capture_output=True, text=True)
     try:
         size = subprocess.run(["psql", "-X", "-At", "-d", dsn, "-c",
-                               "SELECT pg_size_pretty(pg_total_relation_size('%s'))" % args.view],
+                               "SELECT pg_size_pretty(pg_total_relation_size('%s')) || ', database ' "
+                               "|| pg_size_pretty(pg_database_size(current_database()))" % args.view],
                               capture_output=True, text=True, check=True).stdout.strip()
         print("view %s (%s); reader: %s" % (args.view, size, args.read_sql))
         conc = run(dsn, args.view, args.read_sql, "always")

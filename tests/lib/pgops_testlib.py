@@ -111,6 +111,16 @@ class PgCluster(object):
         if os.geteuid() == 0:
             self.run_as = pwd.getpwnam("postgres")
 
+    @classmethod
+    def running(cls, port):
+        """A cluster started elsewhere (e.g. bench/sample_db.py): psql and databases, no start/stop."""
+        self = cls.__new__(cls)
+        self.basedir = self.datadir = self.sockdir = self.logfile = None
+        self.port = int(port)
+        self.bindir = find_pg_bindir()
+        self.preload, self.settings, self.run_as = (), {}, None
+        return self
+
     def _bin(self, name):
         return os.path.join(self.bindir, name)
 
