@@ -53,7 +53,7 @@ def one_request(url, timeout):
             ok = resp.status == 200
     except (urllib.error.URLError, OSError):
         ok = False
-    return ok, time.monotonic() - started
+    return ok, time.monotonic() - started, started
 
 
 def load(url, rate, seconds, action, timeout=10.0, max_seconds=180.0):
@@ -69,7 +69,7 @@ def load(url, rate, seconds, action, timeout=10.0, max_seconds=180.0):
             results.append(fut.result())
 
     def run_action():
-        t0 = time.monotonic()
+        t0 = action_result["t0"] = time.monotonic()
         proc = subprocess.run(action, capture_output=True, text=True)
         action_result.update(rc=proc.returncode, seconds=time.monotonic() - t0, tail=(proc.stdout + proc.stderr)[-400:])
         done.set()
@@ -96,13 +96,16 @@ def load(url, rate, seconds, action, timeout=10.0, max_seconds=180.0):
         actor.join()
     latencies = sorted(r[1] for r in results)
     failed = sum(1 for r in results if not r[0])
+    # When the slow (> 0.5 s) and failed requests were sent, relative to the start of the action.
+    slow = sorted((round(r[2] - action_result.get("t0", start), 1), round(r[1], 2), r[0])
+                  for r in results if r[1] > 0.5 or not r[0])
     return {
         "requests": len(results), "failed": failed,
         "max_ms": round(latencies[-1] * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "action_rc": action_result.get("rc"), "action_s": round(action_result.get("seconds", 0), 1),
-        "action_tail": action_result.get("tail", ""),
+        "action_tail": action_result.get("tail", ""), "slow": slow,
     }
 
 
@@ -123,8 +126,10 @@ def main():
 
     url1 = "http://%s:8000/health" % container_ip(SYSTEMD_HOST)
     url2 = "http://%s:8000/health" % container_ip(SUPERVISOR_HOST)
-    found = glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.release_rollback/inventory"))
-    inv = os.environ.get("MOLECULE_INVENTORY") or (found[0] if found else None)
+    # The newest one: clones of the project elsewhere leave their own molecule.<hash>.* dirs.
+    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.release_rollback/inventory")),
+                   key=os.path.getmtime)
+    inv = os.environ.get("MOLECULE_INVENTORY") or (found[-1] if found else None)
     if not inv:
         raise SystemExit("no release_rollback inventory: run `molecule converge -s release_rollback` first")
     env_pb = ["env", "PATH=%s/.venv/bin:%s" % (ROOT, os.environ["PATH"]), "ANSIBLE_CONFIG=%s/ansible.cfg" % ROOT]
@@ -138,7 +143,7 @@ def main():
         "supervisor": (url2, dexec + [SUPERVISOR_HOST, "supervisorctl", "restart", "santri_api"]),
     }
     rows = {}
-    for mode in args.modes.split(","):
+    for n, mode in enumerate(args.modes.split(",")):
         url, action = modes[mode]
         if mode == "release":
             target = "v1.0.0" if current_version(url) == "1.1.0" else "v1.1.0"
@@ -146,9 +151,12 @@ def main():
                                "-l", SYSTEMD_HOST, "-e", "app_release_version=%s" % target]
         print("== %s: requests at %.0f/s from 2 s before to 2 s after: %s" % (mode, args.rate, " ".join(action[-6:])),
               flush=True)
-        rows[mode] = load(url, args.rate, args.seconds, action)
-        if rows[mode]["action_rc"] != 0:
-            print("   action failed rc=%s: %s" % (rows[mode]["action_rc"], rows[mode]["action_tail"]), file=sys.stderr)
+        label = mode if mode not in rows else "%s #%d" % (mode, n + 1)
+        if mode == "release":
+            label += " (-> %s)" % target
+        rows[label] = load(url, args.rate, args.seconds, action)
+        if rows[label]["action_rc"] != 0:
+            print("   action failed rc=%s: %s" % (rows[label]["action_rc"], rows[label]["action_tail"]), file=sys.stderr)
         time.sleep(2)
 
     base = rows.get("runbook")
@@ -160,6 +168,10 @@ def main():
         mr = ("%.2f" % (r["max_ms"] / base["max_ms"])) if base and base["max_ms"] else "n/a"
         print("| %s | %d | %d | %s | %.0f | %s | %.0f | %.0f | %.1f |" % (
             mode, r["requests"], r["failed"], fr, r["max_ms"], mr, r["p99_ms"], r["p50_ms"], r["action_s"]))
+    for mode, r in rows.items():
+        if r["slow"]:
+            print("%s: slow/failed requests (sent at s after the action started, latency s): %s"
+                  % (mode, " ".join("+%s:%s%s" % (t, lat, "" if ok else "(failed)") for t, lat, ok in r["slow"][:30])))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(rows, fh, indent=2)
