@@ -17,8 +17,10 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import threading
 
 FORMATS = ("directory", "custom", "plain")
@@ -61,34 +63,45 @@ def make_backup_id(dbname, now):
     return "%s-%s" % (dbname, now.strftime("%Y%m%dT%H%M%SZ"))
 
 
-def resolve_compression(fmt, compressor, level, pg_major):
-    """Return (compressor, level, via) where via is `pg_dump` (built-in) or `pipe` or `none`.
+def resolve_compression(fmt, compressor, level, pg_major, have_zstd=True):
+    """Return (compressor, level, via); via says who compresses:
 
-    PostgreSQL 15's pg_dump only compresses with gzip; zstd runs as a pipe after
-    `pg_dump -Z0` for single-file formats. Directory format cannot be piped, so
-    zstd there needs pg_dump >= 16 (`--compress=zstd:N`).
+    `pg_dump` (built-in), `pipe` (`pg_dump -Z0 | zstd/gzip` for single-file formats),
+    `files` (directory format: `pg_dump -Fd -Z0`, then `zstd --rm` of every data file)
+    or `none`.
+
+    PostgreSQL 15's pg_dump only compresses with gzip, and a directory dump cannot be
+    piped, so zstd there compresses the finished data files (`files`); pg_dump >= 16
+    has `--compress=zstd:N`. `auto` is zstd `files` for directory format on pg_dump < 16
+    when a zstd binary is available (`have_zstd`), else gzip as before; zstd through a
+    pipe for custom and plain.
     """
     if fmt not in FORMATS:
         raise BackupError("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
     if compressor not in COMPRESSORS:
         raise BackupError("compressor must be one of %s, got %r" % (", ".join(COMPRESSORS), compressor))
     if compressor == "auto":
-        compressor = "gzip" if fmt == "directory" else "zstd"
+        if fmt == "directory":
+            compressor = "zstd" if have_zstd and pg_major < 16 else "gzip"
+        else:
+            compressor = "zstd"
     if compressor == "none":
         return "none", 0, "none"
+    via = "pipe"
+    if fmt == "directory":
+        via = "files" if compressor == "zstd" and pg_major < 16 else "pg_dump"
     if level is None:
-        level = 1 if compressor == "gzip" else 3
+        level = 1 if compressor == "gzip" or via == "files" else 3
     if compressor == "gzip" and not 1 <= level <= 9:
         raise BackupError("gzip level must be 1..9, got %s" % level)
     if compressor == "zstd" and not 1 <= level <= 19:
         raise BackupError("zstd level must be 1..19, got %s" % level)
-    if fmt == "directory":
-        if compressor == "zstd" and pg_major < 16:
-            raise BackupError(
-                "format=directory with compressor=zstd needs pg_dump >= 16 (found %s); use compressor=gzip "
-                "for directory format, or format=custom with compressor=zstd (piped)" % pg_major)
-        return compressor, level, "pg_dump"
-    return compressor, level, "pipe"
+    if via == "files" and not have_zstd:
+        raise BackupError(
+            "format=directory with compressor=zstd on pg_dump %s compresses the dumped data files with the zstd "
+            "program, which was not found on the PATH of the db host; install zstd, or use compressor=gzip "
+            "(pg_dump built-in) or compressor=auto (zstd when available, else gzip)" % pg_major)
+    return compressor, level, via
 
 
 def dump_name(fmt, compressor, via):
@@ -133,12 +146,80 @@ def decompressor_argv(compressor):
     raise BackupError("no decompressor for %r" % compressor)
 
 
-def preflight_space(db_size, factor, free_bytes, min_free_bytes=0):
+ZSTD_BATCH = 512  # files per zstd process: keeps argv far below ARG_MAX with thousands of tables
+TOC_FILE = "toc.dat"
+BLOBS_TOC = "blobs.toc"
+
+
+def batches(items, size=ZSTD_BATCH):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def dump_data_files(dump_dir):
+    """Data files of a `pg_dump -Fd -Z0` directory: `<dumpId>.dat` (tables) and `blob_<oid>.dat`
+    (large objects). `toc.dat` and `blobs.toc` are not data and stay readable."""
+    return sorted(os.path.join(dump_dir, f) for f in os.listdir(dump_dir)
+                  if f.endswith(".dat") and f != TOC_FILE and os.path.isfile(os.path.join(dump_dir, f)))
+
+
+def compressed_data_files(dump_dir):
+    return sorted(os.path.join(dump_dir, f) for f in os.listdir(dump_dir) if f.endswith(".dat.zst"))
+
+
+def zstd_compress_files_argv(level, threads, paths):
+    """Compress files in place: `<f>` -> `<f>.zst` (content checksum on, zstd's default); --rm
+    deletes each source only after its .zst was written completely."""
+    return ["zstd", "-q", "-%d" % level, "-T%d" % max(threads, 0), "--rm", "--"] + list(paths)
+
+
+def zstd_test_argv(paths):
+    """Decode every frame and compare zstd's content checksum, writing nothing."""
+    return ["zstd", "-q", "-t", "--"] + list(paths)
+
+
+def zstd_decompress_files_argv(outdir, paths):
+    return ["zstd", "-q", "-d", "--output-dir-flat", outdir, "--"] + list(paths)
+
+
+def files_route_commands(dump_path, level, threads):
+    """What the files route runs after pg_dump, for humans (check mode, `commands`)."""
+    return "zstd -q -%d -T%d --rm -- %s/*.dat  (every data file; toc.dat and blobs.toc stay uncompressed)" % (
+        level, threads, dump_path)
+
+
+def toc_data_ids(listing):
+    """dumpIds of the TABLE DATA entries in `pg_restore --list` output (their files are `<id>.dat`)."""
+    ids = []
+    for line in listing.splitlines():
+        m = re.match(r"^(\d+); \d+ \d+ TABLE DATA ", line)
+        if m:
+            ids.append(int(m.group(1)))
+    return ids
+
+
+def blobs_toc_files(text):
+    """File names listed in a directory dump's blobs.toc (`<oid> blob_<oid>.dat` per line)."""
+    return [line.split()[1] for line in text.splitlines() if len(line.split()) == 2]
+
+
+def lanes(paths, n):
+    """Split files into n lists of similar total size (largest first) for parallel zstd processes."""
+    n = max(1, min(n, len(paths)))
+    out = [[] for _ in range(n)]
+    load = [0] * n
+    for path in sorted(paths, key=lambda x: (-os.path.getsize(x), x)):
+        i = load.index(min(load))
+        out[i].append(path)
+        load[i] += os.path.getsize(path)
+    return [sorted(lane) for lane in out if lane]
+
+
+def preflight_space(db_size, factor, free_bytes, min_free_bytes=0, what="backup size"):
     """Return (ok, estimate, message). The estimate is db_size * factor + min_free_bytes."""
     estimate = int(db_size * factor) + int(min_free_bytes)
     ok = estimate <= free_bytes
-    msg = ("estimated backup size %s (pg_database_size %s x factor %s%s) %s free space %s on the backup path"
-           % (human(estimate), human(db_size), factor,
+    msg = ("estimated %s %s (pg_database_size %s x factor %s%s) %s free space %s on the backup path"
+           % (what, human(estimate), human(db_size), factor,
               (" + reserve %s" % human(min_free_bytes)) if min_free_bytes else "",
               "fits in" if ok else "does NOT fit in", human(free_bytes)))
     return ok, estimate, msg
@@ -285,8 +366,8 @@ def list_backups(root):
         return out
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
-        if name == LATEST_LINK or os.path.islink(path) or not os.path.isdir(path):
-            continue
+        if name == LATEST_LINK or name.startswith(".") or os.path.islink(path) or not os.path.isdir(path):
+            continue  # `.<id>.restore.*`: a restore's temp copy, not a backup
         try:
             man = read_manifest(path)
             created = parse_iso(man["started_at"])
@@ -474,6 +555,64 @@ def run_checked(stages, what, **kw):
     return pipe
 
 
+def run_lanes(commands_per_lane, what, keep_going=False):
+    """Run lists of argv commands: lanes in parallel, each lane's commands one after the other
+    (a lane stops at its first failure unless keep_going). Returns the exit statuses; raises
+    BackupError naming every failed command (pipefail semantics)."""
+    errors, rcs = [], []
+    lock = threading.Lock()
+
+    def lane(cmds):
+        for argv in cmds:
+            pipe = Pipeline([argv])
+            try:
+                got, err = pipe.run()
+            except BackupError as exc:
+                got, err = [127], str(exc)
+            with lock:
+                rcs.extend(got)
+                if err:
+                    errors.append(err)
+            if err and not keep_going:
+                return
+
+    threads = [threading.Thread(target=lane, args=(cmds,)) for cmds in commands_per_lane]
+    for thr in threads:
+        thr.start()
+    for thr in threads:
+        thr.join()
+    if errors:
+        exc = BackupError("%s failed: %s" % (what, "; ".join(errors[:4]) + (" (and %d more)" % (len(errors) - 4)
+                                                                            if len(errors) > 4 else "")))
+        exc.rc = max(rc for rc in rcs if rc != 0) if any(rcs) else 1  # the exit status for the manifest
+        raise exc
+    return rcs
+
+
+def compress_data_files(dump_dir, level, threads):
+    """The `files` route after `pg_dump -Fd -Z0`: `<id>.dat` -> `<id>.dat.zst` for every data file.
+
+    One zstd process at a time with -T<threads> (the measured variant), ZSTD_BATCH files each.
+    Returns (raw_bytes of the whole directory before compression, number of files, zstd exit status).
+    Raises BackupError when any zstd run fails (the caller removes the half-compressed dump).
+    """
+    raw = path_size(dump_dir)
+    files = dump_data_files(dump_dir)
+    old = os.umask(0o077)
+    try:
+        rcs = run_lanes([[zstd_compress_files_argv(level, threads, chunk) for chunk in batches(files)]],
+                        "compressing the data files of %s with zstd" % dump_dir)
+    finally:
+        os.umask(old)
+    left = dump_data_files(dump_dir)
+    if left:
+        exc = BackupError("zstd exited 0 but left %d uncompressed data files in %s (e.g. %s)"
+                          % (len(left), dump_dir, os.path.basename(left[0])))
+        exc.rc = 0
+        raise exc
+    return raw, len(files), max(rcs) if rcs else 0
+
+
 def read_all_argv(manifest, backup_path, pg_restore):
     """Stages that read and decode every data block of the dump (output discarded).
 
@@ -486,6 +625,8 @@ def read_all_argv(manifest, backup_path, pg_restore):
     dump = os.path.join(backup_path, manifest["dump"])
     via = manifest.get("compression_via")
     comp = manifest.get("compressor")
+    if via == "files":
+        raise BackupError("a directory dump with zstd-compressed data files is read by files_route_read_check")
     if fmt == "plain":
         if via == "pipe":
             return [decompressor_argv(comp)], dump
@@ -527,6 +668,8 @@ def restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clea
         if via == "pipe":
             return [decompressor_argv(comp), load], dump
         return [load], dump
+    if via == "files":
+        raise BackupError("%s has zstd-compressed data files; decompress it first (decompress_for_parallel)" % dump)
     argv = [pg_restore, "--no-password", "--exit-on-error", "--dbname=%s" % dbname]
     if clean:
         argv += ["--clean", "--if-exists"]
@@ -685,12 +828,108 @@ def copy_database_acl(session, src, dst):
     return stmts
 
 
-def decompress_for_parallel(manifest, backup_path, jobs, tmpdir):
-    """A piped custom archive can only stream into one pg_restore job. For jobs > 1 decompress it
-    to `tmpdir` first (fast, needs the uncompressed size on disk) so pg_restore -j can seek in it.
+def files_route_read_check(manifest, backup_path, pg_restore, parallel=1):
+    """Read every data block of a `files`-route directory dump without decompressing it to disk.
 
-    Returns (manifest_for_restore, temp_path or None); the caller removes temp_path.
+    1. `pg_restore --list` reads the TOC; every TABLE DATA entry must have its `<id>.dat.zst` and
+       every large object in blobs.toc its `blob_<oid>.dat.zst`;
+    2. `zstd -t` decodes every frame of every `.dat.zst` and checks zstd's content checksum
+       (truncated or corrupted files fail), `parallel` processes at a time.
+    Returns a description; raises BackupError naming what is wrong.
     """
+    dump = os.path.join(backup_path, manifest["dump"])
+    proc = subprocess.run([pg_restore, "--list", dump], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BackupError("pg_restore --list %s exited %s: %s" % (dump, proc.returncode, proc.stderr.strip()[-800:]))
+    present = set(os.listdir(dump))
+    missing = ["%d.dat.zst" % i for i in toc_data_ids(proc.stdout) if "%d.dat.zst" % i not in present]
+    if BLOBS_TOC in present:
+        with open(os.path.join(dump, BLOBS_TOC)) as fh:
+            missing += [f + ".zst" for f in blobs_toc_files(fh.read()) if f + ".zst" not in present]
+    if missing:
+        raise BackupError("the table of contents of %s lists data files that are missing: %s"
+                          % (manifest["dump"], ", ".join(missing[:10])))
+    files = compressed_data_files(dump)
+    run_lanes([[zstd_test_argv(chunk) for chunk in batches(lane)] for lane in lanes(files, parallel)],
+              "zstd -t (decode every block, compare content checksums)", keep_going=True)
+    return "TOC read (pg_restore --list), every block of %d .dat.zst files decoded and its zstd checksum matches" % (
+        len(files))
+
+
+def restore_tmp_plan(manifest, backup_path, tmpdir):
+    """Disk needed to restore from a temp copy, or None when the dump restores as it is.
+
+    `files` route: the data files are decompressed into a temp directory under `tmpdir`
+    (needs the uncompressed dump size, recorded in the manifest, else read with `zstd -lv`).
+    Returns dict(kind, needed, free, ok, tmpdir, message).
+    """
+    if manifest.get("compression_via") != "files":
+        return None
+    raw = manifest.get("dump_uncompressed_size")
+    if raw is None:
+        raw = zstd_content_size(compressed_data_files(os.path.join(backup_path, manifest["dump"])))
+    needed = int(raw) + 64 * 1024 * 1024
+    if not os.path.isdir(tmpdir):
+        raise BackupError("the temp directory %s for decompressing %s does not exist (restore_parallel_tmpdir / "
+                          "parallel_tmpdir)" % (tmpdir, manifest["dump"]))
+    st = os.statvfs(tmpdir)
+    free = st.f_bavail * st.f_frsize
+    ok = needed <= free
+    msg = ("decompressing %s for pg_restore needs %s in %s (uncompressed dump %s + reserve 64.0 MiB); %s free there"
+           % (manifest["dump"], human(needed), tmpdir, human(raw), human(free)))
+    return dict(kind="directory", needed=needed, uncompressed=int(raw), free=free, ok=ok, tmpdir=tmpdir, message=msg)
+
+
+def zstd_content_size(paths):
+    """Sum of the decompressed sizes zstd recorded in the frame headers (`zstd -lv`)."""
+    total = 0
+    for chunk in batches(paths):
+        proc = subprocess.run(["zstd", "-lv", "--"] + chunk, capture_output=True, text=True)
+        sizes = re.findall(r"Decompressed Size:.*\((\d+) B\)", proc.stdout)
+        if proc.returncode != 0 or len(sizes) != len(chunk):
+            raise BackupError("cannot read the uncompressed sizes with zstd -lv (rc %s): %s"
+                              % (proc.returncode, proc.stderr.strip()[-400:]))
+        total += sum(int(x) for x in sizes)
+    return total
+
+
+def decompress_for_parallel(manifest, backup_path, jobs, tmpdir):
+    """Make a dump pg_restore can read (in parallel) from a temp copy when needed.
+
+    * piped custom archive (`db.dump.zst`), jobs > 1: decompressed to a temp file so pg_restore -j can
+      seek in it (needs the uncompressed size on disk);
+    * `files` route directory dump (`*.dat.zst`): toc.dat / blobs.toc copied and every data file
+      decompressed into a temp directory (0700) under `tmpdir`, `jobs` zstd processes at a time, after
+      checking the free space (restore_tmp_plan).
+
+    Returns (manifest_for_restore, temp_path or None); the caller removes temp_path (remove_path),
+    also when this raises after creating it (the path is removed here in that case).
+    """
+    if manifest.get("compression_via") == "files":
+        if not tmpdir:
+            raise BackupError("a directory dump with zstd-compressed data files needs a temp directory")
+        plan = restore_tmp_plan(manifest, backup_path, tmpdir)
+        if not plan["ok"]:
+            raise BackupError("not enough disk: %s. Free space or point restore_parallel_tmpdir (module option "
+                              "parallel_tmpdir) at a filesystem with room" % plan["message"])
+        src = os.path.join(backup_path, manifest["dump"])
+        tmp = tempfile.mkdtemp(prefix=".%s.restore." % manifest.get("backup_id", "backup"), dir=tmpdir)
+        try:
+            for name in sorted(os.listdir(src)):
+                if not name.endswith(".zst"):
+                    shutil.copyfile(os.path.join(src, name), os.path.join(tmp, name))
+            files = compressed_data_files(src)
+            old = os.umask(0o077)
+            try:
+                run_lanes([[zstd_decompress_files_argv(tmp, chunk) for chunk in batches(lane)]
+                           for lane in lanes(files, jobs)], "decompressing the data files of %s into %s"
+                          % (manifest["dump"], tmp))
+            finally:
+                os.umask(old)
+        except Exception:
+            remove_path(tmp)
+            raise
+        return dict(manifest, dump=tmp, compression_via="none"), tmp
     if manifest["format"] != "custom" or manifest.get("compression_via") != "pipe" or jobs <= 1 or not tmpdir:
         return manifest, None
     tmp = os.path.join(tmpdir, ".%s.restore.dump" % manifest.get("backup_id", "backup"))

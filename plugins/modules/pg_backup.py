@@ -21,6 +21,11 @@ description:
     fit in the free space of O(backup_root).
   - Pipes (C(pg_dump -Z0 | zstd)) keep every stage's exit status; a failure in any stage fails the backup,
     removes the partial dump and marks the manifest C(failed).
+  - Directory format with zstd on pg_dump older than 16 (the default when a C(zstd) program is on the PATH)
+    runs C(pg_dump -Fd -jN -Z0), then compresses every data file C(<id>.dat) to C(<id>.dat.zst) with
+    C(zstd -q -<level> -T<threads> --rm); C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents
+    stays readable. The manifest records C(compression_via=files) and the uncompressed size, the sha256 checksums
+    cover the C(.dat.zst) files. A failed pg_dump or zstd fails the backup like a failed pipe stage.
   - Progress (bytes written, tables dumped) is written to C(progress.json) every 2 seconds for pollers.
   - The backup is NOT verified by this module (C(verified=false)); run M(pgops.deploy.pg_backup_verify).
 version_added: 0.1.0
@@ -46,22 +51,35 @@ options:
     default: 0
   compressor:
     description:
-      - C(auto) is C(gzip) (pg_dump built-in) for directory format and C(zstd) (piped) for custom and plain.
-      - C(zstd) with directory format needs pg_dump 16 or later.
+      - C(auto) for directory format is C(zstd) when pg_dump is older than 16 and a C(zstd) program is on the PATH
+        (data files compressed after the dump, see above), else C(gzip) (pg_dump built-in); C(zstd) (piped) for
+        custom and plain.
+      - C(auto) also falls back to C(gzip) when the uncompressed dump of the zstd route would not fit (see
+        O(raw_size_factor)); the module then warns.
+      - C(zstd) with directory format uses pg_dump's C(--compress=zstd:N) on pg_dump 16 or later, the zstd program
+        on the data files otherwise (fails clearly when it is missing).
     type: str
     choices: [auto, zstd, gzip, none]
     default: auto
   compress_level:
-    description: Compression level; default 1 for gzip, 3 for zstd.
+    description: Compression level; default 1 for gzip and for zstd on the data files of a directory dump, 3 for zstd
+      otherwise.
     type: int
   compress_threads:
-    description: zstd threads (C(-T)); C(0) uses every CPU.
+    description: zstd threads (C(-T)) for the zstd pipe and for compressing data files; C(0) uses every CPU.
     type: int
     default: 0
   size_factor:
     description: Expected dump size as a fraction of C(pg_database_size) for the free-space preflight.
     type: float
     default: 0.6
+  raw_size_factor:
+    description:
+      - Expected size of the B(uncompressed) dump as a fraction of C(pg_database_size). Used by the preflight of
+        directory dumps whose data files are compressed by zstd after pg_dump, because the whole uncompressed dump
+        is on disk before compression starts (the larger of this and O(size_factor) is used).
+    type: float
+    default: 1.0
   min_free_mb:
     description: Space that must stay free on the backup path after the dump (MiB).
     type: int
@@ -97,7 +115,7 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Back up santri (directory format, parallel, gzip -1)
+- name: Back up santri (directory format, parallel; zstd -1 on the data files when zstd is installed, else gzip -1)
   pgops.deploy.pg_backup:
     login_db: santri
     backup_root: /var/backups/pgops/santri
@@ -111,6 +129,12 @@ EXAMPLES = r"""
     format: custom
     compressor: zstd
     compress_level: 3
+
+- name: Directory format with pg_dump's built-in gzip (no zstd program needed)
+  pgops.deploy.pg_backup:
+    login_db: santri
+    backup_root: /var/backups/pgops/santri
+    compressor: gzip
 """
 
 RETURN = r"""
@@ -143,7 +167,8 @@ preflight:
   returned: always
   type: dict
 commands:
-  description: Commands (argv) the module runs (or would run in check mode).
+  description: Commands (argv) the module runs (or would run in check mode), including the zstd step of the
+    C(files) route.
   returned: always
   type: list
 queries:
@@ -164,9 +189,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     APP_STATE_FILE, GLOBALS_FILE, MANIFEST, PROGRESS, STATUS_DUMPED, STATUS_FAILED, STATUS_RUNNING, BackupError,
-    Pipeline, checksum_files, compressor_argv, count_rows, database_facts, dump_name, human, iso, make_backup_id,
-    path_size, pg_dump_argv, pg_env, preflight_space, remove_path, resolve_compression, run_checked, tree_checksum,
-    utc_now, write_json)
+    Pipeline, checksum_files, compress_data_files, compressor_argv, count_rows, database_facts, dump_name,
+    files_route_commands, human, iso, make_backup_id, path_size, pg_dump_argv, pg_env, preflight_space, remove_path,
+    resolve_compression, run_checked, tree_checksum, utc_now, write_json)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec)
 
@@ -203,6 +228,7 @@ class Progress(object):
         self.total = tables_total
         self.done = 0
         self.current = None
+        self.phase = "dump"
         self.t0 = time.monotonic()
         self.stop = threading.Event()
 
@@ -219,7 +245,7 @@ class Progress(object):
     def loop(self):
         while not self.stop.wait(2.0):
             try:
-                self.write("dump")
+                self.write(self.phase)
             except OSError:
                 pass
 
@@ -240,23 +266,26 @@ class Backup(object):
     def run(self):
         p = self.p
         pg_dump = tool(p["pg_bindir"], "pg_dump")
+        have_zstd = shutil.which("zstd") is not None
         try:
             major, dump_version = tool_major(pg_dump)
-            comp, level, via = resolve_compression(p["format"], p["compressor"], p["compress_level"], major)
+            comp, level, via = resolve_compression(p["format"], p["compressor"], p["compress_level"], major,
+                                                   have_zstd=have_zstd)
         except BackupError as exc:
             self.fail(str(exc))
         if p["jobs"] < 0 or p["compress_threads"] < 0:
             self.fail("jobs and compress_threads must be >= 0 (0 = every CPU), got jobs=%s compress_threads=%s"
                       % (p["jobs"], p["compress_threads"]))
-        if p["size_factor"] <= 0:
-            self.fail("size_factor must be > 0, got %s" % p["size_factor"])
+        if p["size_factor"] <= 0 or p["raw_size_factor"] <= 0:
+            self.fail("size_factor and raw_size_factor must be > 0, got %s and %s"
+                      % (p["size_factor"], p["raw_size_factor"]))
         jobs = p["jobs"] or os.cpu_count() or 1
         threads = p["compress_threads"] or os.cpu_count() or 1
         dbname = p["login_db"]
         now = utc_now()
         backup_id = p["backup_id"] or make_backup_id(dbname, now)
-        if "/" in backup_id or backup_id in (".", "..", "latest"):
-            self.fail("backup_id must be a plain directory name, got %r" % backup_id)
+        if "/" in backup_id or backup_id.startswith(".") or backup_id == "latest":
+            self.fail("backup_id must be a plain directory name (not hidden, not 'latest'), got %r" % backup_id)
         root = p["backup_root"]
         bdir = os.path.join(root, backup_id)
         dname = dump_name(p["format"], comp, via)
@@ -266,12 +295,26 @@ class Backup(object):
         self.session = PgSession(self.module, dbname=dbname, autocommit=True)
         facts = database_facts(self.session)
         free = p["free_bytes_override"] if p["free_bytes_override"] is not None else free_bytes(root)
-        ok, estimate, msg = preflight_space(facts["size"], p["size_factor"], free, p["min_free_mb"] * 1024 * 1024)
+        reserve = p["min_free_mb"] * 1024 * 1024
+        if via == "files":
+            # The whole uncompressed dump is on disk before zstd replaces its files one by one.
+            ok, estimate, msg = preflight_space(
+                facts["size"], max(p["size_factor"], p["raw_size_factor"]), free, reserve,
+                what="peak size of the uncompressed dump before zstd compresses its data files")
+            if not ok and p["compressor"] == "auto":
+                gz_level = p["compress_level"] if p["compress_level"] and p["compress_level"] <= 9 else None
+                comp, level, via = resolve_compression(p["format"], "gzip", gz_level, major)
+                self.module.warn("compressor=auto: using gzip (pg_dump built-in) instead of zstd on the data files, "
+                                 "because %s" % msg)
+                self.result["compression_fallback"] = msg
+        if via != "files":
+            ok, estimate, msg = preflight_space(facts["size"], p["size_factor"], free, reserve)
         self.result["preflight"] = dict(database_size=facts["size"], estimate=estimate, free=free, ok=ok,
                                         message=msg, path=root)
         if not ok:
-            self.fail("Backup of %s would not fit: %s. Free space or lower backup_size_factor; nothing was written."
-                      % (dbname, msg))
+            self.fail("Backup of %s would not fit: %s. Free space or lower %s; nothing was written." % (
+                dbname, msg, "backup_raw_size_factor, or use backup_compressor=gzip (only compressed files on disk)"
+                if via == "files" else "backup_size_factor"))
         if os.path.exists(bdir):
             self.fail("backup directory %s already exists; choose another backup_id" % bdir)
 
@@ -280,6 +323,8 @@ class Backup(object):
         if via == "pipe":
             dump_stages.append(compressor_argv(comp, level, threads))
         self.result["commands"] = [" ".join(s) for s in dump_stages]
+        if via == "files":
+            self.result["commands"].append(files_route_commands(dump_path, level, threads))
         if self.module.check_mode:
             self.result.update(changed=True, msg="would back up %s to %s (%s)" % (dbname, dump_path, msg))
             self.result["queries"] = self.session.queries
@@ -301,7 +346,7 @@ class Backup(object):
             database_size=facts["size"], owner=facts["owner"], encoding=facts["encoding"],
             lc_collate=facts["lc_collate"], lc_ctype=facts["lc_ctype"], format=p["format"],
             jobs=jobs if p["format"] == "directory" else 1, compressor=comp, compression_level=level,
-            compression_via=via, compress_threads=threads if via == "pipe" and comp == "zstd" else None,
+            compression_via=via, compress_threads=threads if via in ("pipe", "files") and comp == "zstd" else None,
             dump=dname, app_revision=p["app_revision"], extra=p["extra_manifest"], preflight=self.result["preflight"])
         mpath = os.path.join(bdir, MANIFEST)
         write_json(mpath, manifest)
@@ -357,6 +402,8 @@ class Backup(object):
             stages.append(compressor_argv(comp, level, threads))
         self.result["commands"] = self.result["commands"][:1 if p["dump_globals"] else 0] + [
             " | ".join(" ".join(s) for s in stages)]
+        if via == "files":
+            self.result["commands"].append(files_route_commands(dump_path, level, threads))
         progress = Progress(os.path.join(bdir, PROGRESS), dump_path, tables_total)
         old = os.umask(0o077)
         try:
@@ -382,12 +429,24 @@ class Backup(object):
             self.session.rollback()
             raise BackupError("row counts in the dump snapshot failed: %s" % exc)
         rcs = pipe.wait()
-        manifest["dump_duration_s"] = round(time.monotonic() - t_dump, 3)
-        progress.stop.set()
-        ticker.join(5)
         self.session.rollback()  # release the snapshot only after pg_dump finished
         err = pipe.failure(rcs)
         manifest["exit_status"] = dict((os.path.basename(s[0]), rc) for s, rc in zip(stages, rcs))
+        if not err and via == "files":
+            # pg_dump -Z0 succeeded; now <id>.dat -> <id>.dat.zst (toc.dat and blobs.toc stay readable).
+            progress.phase = "compress"
+            t_zst = time.monotonic()
+            try:
+                raw, nfiles, manifest["exit_status"]["zstd"] = compress_data_files(dump_path, level, threads)
+            except BackupError as exc:
+                manifest["exit_status"]["zstd"] = getattr(exc, "rc", 1)
+                err = str(exc)
+            else:
+                manifest.update(dump_uncompressed_size=raw, dump_uncompressed_size_human=human(raw),
+                                compressed_files=nfiles, compress_duration_s=round(time.monotonic() - t_zst, 3))
+        manifest["dump_duration_s"] = round(time.monotonic() - t_dump, 3)
+        progress.stop.set()
+        ticker.join(5)
         if err:
             progress.write("failed")
             raise BackupError(err)
@@ -445,6 +504,7 @@ def main():
         compress_level=dict(type="int"),
         compress_threads=dict(type="int", default=0),
         size_factor=dict(type="float", default=0.6),
+        raw_size_factor=dict(type="float", default=1.0),
         min_free_mb=dict(type="int", default=64),
         free_bytes_override=dict(type="int"),
         dump_globals=dict(type="bool", default=True),

@@ -22,6 +22,11 @@ description:
     unless O(terminate_sessions) (then new connections are blocked, sessions terminated, names swapped).
   - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target.
   - Directory (and unpiped custom) archives restore with C(pg_restore -j).
+  - A directory dump whose data files were compressed by zstd after pg_dump (C(compression_via=files),
+    C(*.dat.zst)) is first decompressed into a temp directory (mode 0700) under O(parallel_tmpdir) - C(toc.dat)
+    copied, every C(.dat.zst) decompressed by O(jobs) zstd processes - then restored from there with
+    C(pg_restore -j); the temp directory is always removed. The free space for the uncompressed dump (recorded
+    in the manifest) is checked before anything changes, also in check mode.
   - O(restore_globals) replays C(globals.sql) first; roles that already exist are skipped and reported.
 version_added: 0.1.0
 author: pgops.deploy contributors
@@ -75,8 +80,9 @@ options:
     type: path
   parallel_tmpdir:
     description:
-      - Where a piped custom archive (C(db.dump.zst)) is decompressed so pg_restore can use O(jobs) (> 1).
-        Needs the uncompressed size free; removed afterwards. Default is the backup root.
+      - Where a piped custom archive (C(db.dump.zst)) is decompressed so pg_restore can use O(jobs) (> 1), and
+        where the C(*.dat.zst) data files of a directory dump are decompressed (always, any O(jobs)).
+        Needs the uncompressed size free; removed afterwards. Default is the backup root (next to the backup).
     type: path
 notes:
   - O(login_db) is the maintenance database the module connects to (default C(postgres)).
@@ -120,6 +126,10 @@ globals:
   description: C(applied), C(skipped) (already existing roles), C(errors).
   returned: when restore_globals
   type: dict
+decompress:
+  description: For C(*.dat.zst) data files - C(needed), C(uncompressed), C(free) bytes, C(tmpdir), C(message).
+  returned: when the backup has zstd-compressed data files
+  type: dict
 duration_s:
   description: Seconds spent restoring.
   returned: success
@@ -139,7 +149,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     GLOBALS_FILE, LATEST_LINK, BackupError, Pipeline, compare_counts, confirm_phrase, copy_database_acl,
     count_rows, create_database, db_exists, decompress_for_parallel, missing_extensions, pg_env, read_manifest,
-    restore_stages, scratch_name, sessions_on, utc_now, verify_checksums)
+    remove_path, restore_stages, restore_tmp_plan, scratch_name, sessions_on, utc_now, verify_checksums)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec, quote_ident)
 
@@ -154,6 +164,7 @@ class Restore(object):
         self.p = module.params
         self.session = None
         self.result = dict(changed=False, mismatches=[], queries=[])
+        self.tmp = None  # temp copy of the dump for pg_restore, removed on every exit
 
     def fail(self, msg):
         if self.session is not None:
@@ -198,6 +209,16 @@ class Restore(object):
         if missing:
             self.fail("extensions %s used by the dump are not available on the server; install them "
                       "(e.g. postgresql-15-postgis-3) before restoring" % ", ".join(missing))
+        tmpdir = p["parallel_tmpdir"] or os.path.dirname(path)
+        try:
+            plan = restore_tmp_plan(manifest, path, tmpdir)
+        except BackupError as exc:
+            self.fail("cannot restore %s: %s; nothing changed" % (path, exc))
+        if plan:
+            self.result["decompress"] = plan
+            if not plan["ok"]:
+                self.fail("not enough disk to restore %s: %s. Free space or set restore_parallel_tmpdir (module option "
+                          "parallel_tmpdir) to a filesystem with room; nothing changed" % (path, plan["message"]))
         exists = db_exists(self.session, target)
         if p["mode"] == "clean" and not exists:
             self.fail("mode=clean restores into the existing database %s, which does not exist; use mode=swap" % target)
@@ -208,30 +229,47 @@ class Restore(object):
         if exists and not p["terminate_sessions"]:
             self.check_sessions(target, "before restoring (nothing changed yet)")
         if self.module.check_mode:
+            swap = (" and swap (%s -> %s, %s -> %s)" % (target, previous, new, target)) if previous else ""
+            unpack = ("; first %s (temp directory removed afterwards), then pg_restore --jobs=%d"
+                      % (plan["message"], p["jobs"] or os.cpu_count() or 1)) if plan else ""
             self.result.update(changed=True, queries=self.session.queries,
-                               msg="would restore %s into %s%s" % (path, new, (
-                                   " and swap (%s -> %s, %s -> %s)" % (target, previous, new, target)) if previous else ""))
+                               msg="would restore %s into %s%s%s" % (path, new, swap, unpack))
             self.module.exit_json(**self.result)
 
+        jobs = p["jobs"] or os.cpu_count() or 1
+        self.tmp = None
+        try:
+            self.apply(manifest, path, target, new, previous, exists, jobs, tmpdir)
+        finally:
+            if self.tmp:
+                remove_path(self.tmp)  # also when apply() failed or exited: fail_json/exit_json raise SystemExit
+
+    def apply(self, manifest, path, target, new, previous, exists, jobs, tmpdir):
+        p = self.p
+        t0 = time.monotonic()
+        try:
+            # Before anything changes: a decompression failure leaves no half-created database behind.
+            eff, self.tmp = decompress_for_parallel(manifest, path, jobs, tmpdir)
+        except BackupError as exc:
+            self.fail("could not prepare %s for pg_restore, nothing changed: %s" % (path, exc))
         self.result["changed"] = True
         if p["restore_globals"]:
             self.result["globals"] = self.replay_globals(manifest, path)
-        t0 = time.monotonic()
         if p["mode"] == "swap":
             create_database(self.session, new, manifest, owner=self.owner_of(target) if exists else None)
-        jobs = p["jobs"] or os.cpu_count() or 1
-        tmp = None
         try:
-            eff, tmp = decompress_for_parallel(manifest, path, jobs, p["parallel_tmpdir"] or os.path.dirname(path))
             stages, stdin = restore_stages(eff, path, new, tool(p["pg_bindir"], "pg_restore"),
                                            tool(p["pg_bindir"], "psql"), jobs=jobs, clean=p["mode"] == "clean")
             self.result["commands"] = [" | ".join(" ".join(s) for s in stages)]
+            if self.tmp and manifest.get("compression_via") == "files":
+                self.result["commands"].insert(0, "zstd -q -d --output-dir-flat %s -- %s/*.dat.zst  (%d processes)"
+                                               % (self.tmp, os.path.join(path, manifest["dump"]), jobs))
             _rcs, err = Pipeline(stages, env=pg_env(p, new), stdin_path=stdin).run()
         except BackupError as exc:
             err = str(exc)
-        finally:
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
+        if self.tmp:
+            remove_path(self.tmp)  # free the disk before counting rows
+            self.tmp = None
         if err:
             self.fail("restore of %s into %s failed (%s kept for inspection%s): %s" % (
                 path, new, new, "; the current database was NOT touched" if p["mode"] == "swap" else "", err))

@@ -17,8 +17,13 @@ description:
   - C(read) reads and decompresses every data block - C(pg_restore -f /dev/null) for custom and directory
     archives (streamed through the decompressor for piped zstd/gzip), full decompression plus pg_dump's
     completion trailer for plain dumps. C(pg_restore --list) is not enough - it only reads the table of contents.
+  - For a directory dump whose data files were compressed by zstd after pg_dump (C(compression_via=files),
+    C(*.dat.zst)), C(read) is C(pg_restore --list) (the table of contents; every TABLE DATA entry and large object
+    must have its C(.dat.zst) file) plus C(zstd -t) of every C(.dat.zst), which decodes every block and compares
+    zstd's content checksum, so a truncated or corrupted file fails.
   - C(restore) restores into a scratch database (C(<db>_verify_<timestamp>), dropped afterwards) and compares the
-    exact row count of every table with the manifest.
+    exact row count of every table with the manifest. C(*.dat.zst) data files are first decompressed into a temp
+    directory next to the backup (free space checked first, always removed).
   - When every requested check passes the manifest becomes C(verified=true) and, with O(mark_latest), the
     C(latest) symlink and C(latest.json) of the backup root point at this backup. When a check fails the
     manifest says C(verify_failed), C(latest) is left alone and the module fails naming the problems.
@@ -109,9 +114,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     LATEST_LINK, MANIFEST, STATUS_VERIFIED, STATUS_VERIFY_FAILED, BackupError, Pipeline, compare_counts,
-    count_rows, create_database, decompress_for_parallel, drop_database, iso, mark_latest, missing_extensions,
-    pg_env, plain_trailer_ok, read_all_argv, read_manifest, restore_stages, scratch_name, utc_now,
-    verify_checksums, write_json)
+    count_rows, create_database, decompress_for_parallel, drop_database, files_route_read_check, iso, mark_latest,
+    missing_extensions, pg_env, plain_trailer_ok, read_all_argv, read_manifest, remove_path, restore_stages,
+    scratch_name, utc_now, verify_checksums, write_json)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec)
 
@@ -189,6 +194,15 @@ class Verifier(object):
 
     def read_all(self, manifest, path):
         t0 = time.monotonic()
+        if manifest.get("compression_via") == "files":
+            try:
+                msg = files_route_read_check(manifest, path, tool(self.p["pg_bindir"], "pg_restore"),
+                                             parallel=os.cpu_count() or 1)
+            except BackupError as exc:
+                self.add("read", False, "reading every data block of %s failed: %s" % (manifest["dump"], exc), t0)
+                return
+            self.add("read", True, msg, t0)
+            return
         stages, stdin = read_all_argv(manifest, path, tool(self.p["pg_bindir"], "pg_restore"))
         _rcs, err = Pipeline(stages, stdin_path=stdin).run()
         if err:
@@ -236,8 +250,8 @@ class Verifier(object):
                 "restored into %s; %d tables match the manifest row counts" % (scratch, len(tables)), t0,
                 mismatches=mism, scratch_db=scratch)
         finally:
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp:
+                remove_path(tmp)
             drop_database(session, scratch)
             self.queries.extend(session.queries)
             session.close()

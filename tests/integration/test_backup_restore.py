@@ -8,12 +8,13 @@ pg_restore, zstd, gzip, gpg, tar.
 import json
 import os
 import stat
+import subprocess
 import threading
 import time
 
 import pytest
 
-from pgops_testlib import run_module, run_playbook, wait_for
+from pgops_testlib import find_pg_bindir, run_module, run_playbook, wait_for
 
 PB = "tests/integration/playbooks/"
 PASS = "correct horse battery staple"
@@ -91,6 +92,23 @@ def largest_dump_file(result):
     return os.path.join(result["path"], max(names, key=lambda n: man["files"][n]["size"]))
 
 
+def restore_temp_dirs(root):
+    """Temp copies a restore / restore test decompresses into (must never outlive it)."""
+    return [n for n in os.listdir(root) if ".restore." in n]
+
+
+def rewrite_manifest_entry(result, victim):
+    """Make the manifest agree with a damaged file, so only the read check can notice."""
+    mpath = os.path.join(result["path"], "manifest.json")
+    with open(mpath) as fh:
+        man = json.load(fh)
+    rel = os.path.relpath(victim, result["path"])
+    out = subprocess.run(["sha256sum", victim], capture_output=True, text=True, check=True).stdout.split()[0]
+    man["files"][rel] = dict(sha256=out, size=os.path.getsize(victim))
+    with open(mpath, "w") as fh:
+        json.dump(man, fh)
+
+
 # ---------------------------------------------------------------- backup + verification
 
 
@@ -113,8 +131,13 @@ def test_backup_role_writes_verified_manifest_and_detects_corruption(gis_db, bdi
     assert man["matview_row_counts"]["public.mv_region_stats"] == 60
     assert man["extensions"]["postgis"] == man["postgis_version"] and man["postgis_version"]
     assert man["server_version_num"] >= 150000 and man["app_revision"] == "abc1234"
-    assert man["format"] == "directory" and man["compressor"] == "gzip" and man["compression_level"] == 1
-    assert man["exit_status"] == {"pg_dump": 0}
+    # Default on pg_dump 15 with zstd installed: -Fd -Z0, then zstd -1 on every data file.
+    assert man["format"] == "directory" and man["compressor"] == "zstd" and man["compression_level"] == 1
+    assert man["compression_via"] == "files" and man["exit_status"] == {"pg_dump": 0, "zstd": 0}
+    dumped = sorted(os.listdir(os.path.join(result["path"], "db.dir")))
+    assert "toc.dat" in dumped and [n for n in dumped if n.endswith(".dat") and n != "toc.dat"] == []
+    assert len([n for n in dumped if n.endswith(".dat.zst")]) == man["compressed_files"] == 4
+    assert "(files)" in out
     assert [c["name"] for c in man["verification"]["checks"]] == ["checksums", "read"]
     # Files on disk: checksums in the manifest, secrets 0600, dirs 0700, latest points here.
     assert mode(bdir) == 0o700 and mode(result["path"]) == 0o700
@@ -138,14 +161,16 @@ def test_backup_role_writes_verified_manifest_and_detects_corruption(gis_db, bdi
         fh.write(bytes([byte[0] ^ 0xFF]))
     bad = run_playbook(PB + "backup_verify_only.yml", extra_vars=vo)
     assert bad.returncode != 0
+    assert victim.endswith(".dat.zst")
     assert "FAILED verification" in bad.stdout and os.path.relpath(victim, result["path"]) in bad.stdout
 
-    # A truncated dump passes `pg_restore --list` but not the read-every-block check.
+    # A truncated dump passes `pg_restore --list` but not the read-every-block check (zstd -t).
     with open(victim, "r+b") as fh:
         fh.truncate(os.path.getsize(victim) // 2)
     read = run_module("pg_backup_verify", dict(path=result["path"], checks=["read"], update_manifest=False,
                                                mark_latest=False))
     assert read["failed"] and read["checks"][0]["name"] == "read" and read["checks"][0]["ok"] is False
+    assert os.path.basename(victim) in read["checks"][0]["message"] and "premature end" in read["checks"][0]["message"]
 
 
 @pytest.mark.parametrize("fmt,compressor", [("custom", "zstd"), ("plain", "gzip")])
@@ -194,6 +219,8 @@ def test_restore_round_trip_swaps_and_restores_identical_contents(gis_db, bdir, 
     with open(ev["test_out"]) as fh:
         rr = json.load(fh)
     assert rr["mismatches"] == [] and rr["row_counts"] == result["manifest"]["row_counts"]
+    assert result["manifest"]["compression_via"] == "files" and rr["decompress"]["ok"] is True
+    assert rr["decompress"]["tmpdir"] == bdir and restore_temp_dirs(bdir) == []
     assert [t["application"] for t in rr["terminated"]] == ["blocking-client"]
     assert any("already exists" in s for s in rr["globals"]["skipped"])
     assert fingerprint(gis_db) == before
@@ -257,6 +284,7 @@ def test_check_mode_writes_nothing(gis_db, bdir, tmp_path):
     proc = run_playbook(PB + "backup_run.yml", extra_vars=backup_vars(gis_db, bdir, tmp_path), check=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "would back up %s" % gis_db.name in proc.stdout and "--format=directory" in proc.stdout
+    assert "--compress=0" in proc.stdout and "zstd -q -1 -T" in proc.stdout and "--rm" in proc.stdout
     assert not os.path.exists(bdir)
 
 
@@ -286,9 +314,11 @@ def test_retention_removes_failed_and_unverified_first_and_keeps_newest_verified
     assert os.readlink(os.path.join(bdir, "latest")) == "r3"
 
 
-def test_pg_dump_failure_mid_pipe_fails_backup_and_keeps_latest(gis_db, bdir, tmp_path):
-    """pg_dump dies while zstd is happily compressing: the backup must fail (pipefail semantics)."""
-    params = dict(gis_db.module_params, backup_root=bdir, format="custom", compressor="zstd", dump_globals=False)
+@pytest.mark.parametrize("fmt,dump", [("custom", "db.dump.zst"), ("directory", "db.dir")])
+def test_pg_dump_failure_mid_pipe_fails_backup_and_keeps_latest(gis_db, bdir, tmp_path, fmt, dump):
+    """pg_dump dies while zstd is happily compressing (custom), or before zstd compresses its files
+    (directory): the backup must fail (pipefail semantics)."""
+    params = dict(gis_db.module_params, backup_root=bdir, format=fmt, compressor="zstd", dump_globals=False)
     good = run_module("pg_backup", dict(params, backup_id="good"))
     assert not run_module("pg_backup_verify", dict(path=good["path"]))["failed"]
 
@@ -311,5 +341,145 @@ def test_pg_dump_failure_mid_pipe_fails_backup_and_keeps_latest(gis_db, bdir, tm
     with open(os.path.join(bdir, "bad", "manifest.json")) as fh:
         man = json.load(fh)
     assert man["status"] == "failed" and "pg_dump exited 1" in man["error"]
-    assert not os.path.exists(os.path.join(bdir, "bad", "db.dump.zst"))  # partial dump removed
+    assert man["compression_via"] == ("pipe" if fmt == "custom" else "files")
+    if fmt == "directory":
+        assert "zstd" not in man["exit_status"]  # nothing was compressed after a failed pg_dump
+    assert not os.path.exists(os.path.join(bdir, "bad", dump))  # partial dump removed
     assert os.readlink(os.path.join(bdir, "latest")) == "good"
+
+
+# ---------------------------------------------------------------- directory dump, zstd on the data files
+
+
+def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, bdir):
+    """pg_dump -Fd -j2 -Z0 + zstd -1 per data file: verified, restored in parallel with exact counts;
+    a corrupted or truncated .dat.zst fails the read check even when its checksum is rewritten."""
+    before = fingerprint(gis_db)
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="z", jobs=2,
+                                     compress_threads=2))
+    assert not r["failed"], r["msg"]
+    man = r["manifest"]
+    assert (man["compressor"], man["compression_level"], man["compression_via"]) == ("zstd", 1, "files")
+    assert man["jobs"] == 2 and man["compress_threads"] == 2 and man["exit_status"] == {"pg_dump": 0, "zstd": 0}
+    assert any("--compress=0" in c and "--jobs=2" in c for c in r["commands"])
+    assert any(c.startswith("zstd -q -1 -T2 --rm") for c in r["commands"])
+    ddir = os.path.join(r["path"], "db.dir")
+    names = sorted(os.listdir(ddir))
+    data = [n for n in names if n.endswith(".dat.zst")]
+    assert "toc.dat" in names and len(data) == man["compressed_files"] == 4
+    assert sorted(n for n in man["files"] if n.startswith("db.dir/")) == sorted("db.dir/" + n for n in names)
+    for name in data:  # checksums cover the final .zst files, private like the rest
+        assert man["files"]["db.dir/" + name]["size"] == os.path.getsize(os.path.join(ddir, name))
+        assert mode(os.path.join(ddir, name)) == 0o600
+    assert man["dump_uncompressed_size"] > 2 * man["dump_size"]
+    # The TOC stays readable by pg_restore and zstd agrees with the recorded uncompressed size.
+    toc = subprocess.run(["pg_restore", "--list", ddir], capture_output=True, text=True)
+    assert toc.returncode == 0 and "TABLE DATA public schools" in toc.stdout
+    listed = subprocess.run(["zstd", "-lv"] + [os.path.join(ddir, n) for n in data], capture_output=True, text=True)
+    raw = sum(int(x) for x in __import__("re").findall(r"Decompressed Size:.*\((\d+) B\)", listed.stdout))
+    assert raw + os.path.getsize(os.path.join(ddir, "toc.dat")) == man["dump_uncompressed_size"]
+
+    # Verify: checksums, TOC + zstd -t of every block, and a parallel restore test; no temp dir left.
+    v = run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                            checks=["checksums", "read", "restore"], restore_jobs=2))
+    assert not v["failed"], v["msg"]
+    checks = dict((c["name"], c) for c in v["checks"])
+    assert "4 .dat.zst files decoded" in checks["read"]["message"]
+    assert checks["restore"]["mismatches"] == [] and restore_temp_dirs(bdir) == []
+
+    # Restore (module, swap, 2 jobs) after damaging the data: dry run first, then for real.
+    gis_db.psql('DELETE FROM schools WHERE id % 4 = 0; TRUNCATE "Audit Log";')
+    params = dict(gis_db.module_params, login_db="postgres", backup_root=bdir, backup_id="z",
+                  confirm="RESTORE %s" % gis_db.name, jobs=2, terminate_sessions=True)
+    dry = run_module("pg_backup_restore", params, check_mode=True)
+    assert not dry["failed"], dry["msg"]
+    assert "decompressing db.dir for pg_restore needs" in dry["msg"] and "pg_restore --jobs=2" in dry["msg"]
+    assert restore_temp_dirs(bdir) == [] and gis_db.scalar("SELECT count(*) FROM schools") == 15000
+    done = run_module("pg_backup_restore", params)
+    assert not done["failed"], done["msg"]
+    assert done["row_counts"] == man["row_counts"] and done["mismatches"] == []
+    assert done["row_counts"]["public.schools"] == 20000 and done["row_counts"]["public.Audit Log"] == 500
+    assert "--jobs=2" in done["commands"][-1] and done["commands"][0].startswith("zstd -q -d --output-dir-flat")
+    assert fingerprint(gis_db) == before and restore_temp_dirs(bdir) == []
+    gis_db.cluster.drop_database(done["previous_db"])
+
+    # Not enough disk for the uncompressed dump: refused before anything changes, also in check mode.
+    mpath = os.path.join(r["path"], "manifest.json")
+    with open(mpath) as fh:
+        saved = fh.read()
+    huge = dict(json.loads(saved), dump_uncompressed_size=2 ** 60)
+    with open(mpath, "w") as fh:
+        json.dump(huge, fh)
+    dbs = gis_db.scalar("SELECT count(*) FROM pg_database")
+    for check in (True, False):
+        full = run_module("pg_backup_restore", params, check_mode=check)
+        assert full["failed"] and "not enough disk" in full["msg"] and "nothing changed" in full["msg"]
+        assert "needs 1048576.0 TiB" in full["msg"]  # 2**60 B uncompressed + reserve, for humans
+    assert gis_db.scalar("SELECT count(*) FROM pg_database") == dbs and restore_temp_dirs(bdir) == []
+    with open(mpath, "w") as fh:
+        fh.write(saved)
+
+    # One flipped byte inside the largest .dat.zst, manifest rewritten to match: zstd's checksum catches it.
+    victim = largest_dump_file(r)
+    assert victim.endswith(".dat.zst")
+    original = open(victim, "rb").read()
+    with open(victim, "r+b") as fh:
+        fh.seek(len(original) // 2)
+        fh.write(bytes([original[len(original) // 2] ^ 0xFF]))
+    rewrite_manifest_entry(r, victim)
+    read = run_module("pg_backup_verify", dict(path=r["path"], checks=["checksums", "read"], update_manifest=False,
+                                               mark_latest=False))
+    checks = dict((c["name"], c) for c in read["checks"])
+    assert read["failed"] and checks["checksums"]["ok"] is True and checks["read"]["ok"] is False
+    assert "zstd exited 1" in checks["read"]["message"] and os.path.basename(victim) in checks["read"]["message"]
+
+    # Truncated to half (checksum rewritten again): still caught by the read check.
+    with open(victim, "wb") as fh:
+        fh.write(original[:len(original) // 2])
+    rewrite_manifest_entry(r, victim)
+    read = run_module("pg_backup_verify", dict(path=r["path"], checks=["read"], update_manifest=False,
+                                               mark_latest=False))
+    assert read["failed"] and "premature end" in read["checks"][0]["message"]
+
+    # A data file the TOC needs is gone: named, even without the checksum check.
+    os.unlink(victim)
+    read = run_module("pg_backup_verify", dict(path=r["path"], checks=["read"], update_manifest=False,
+                                               mark_latest=False))
+    assert read["failed"] and "lists data files that are missing: %s" % os.path.basename(victim) in read["msg"]
+
+
+def test_directory_gzip_still_works_and_auto_uses_it_without_zstd(gis_db, bdir, monkeypatch):
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="gz", compressor="gzip"))
+    assert not r["failed"], r["msg"]
+    man = r["manifest"]
+    assert (man["compressor"], man["compression_level"], man["compression_via"]) == ("gzip", 1, "pg_dump")
+    assert man["exit_status"] == {"pg_dump": 0} and "dump_uncompressed_size" not in man
+    assert any(n.endswith(".dat.gz") for n in man["files"]) and not any(n.endswith(".zst") for n in man["files"])
+    v = run_module("pg_backup_verify", dict(path=r["path"]))
+    assert not v["failed"], v["msg"]
+
+    # A db host without the zstd program (PATH = the PostgreSQL bindir only): auto is gzip as before,
+    # explicit zstd on a directory dump is refused before anything is written.
+    monkeypatch.setenv("PATH", find_pg_bindir())
+    auto = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="nozstd"))
+    assert not auto["failed"], auto["msg"]
+    assert auto["manifest"]["compression_via"] == "pg_dump" and auto["manifest"]["compressor"] == "gzip"
+    refused = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="refused",
+                                           compressor="zstd"))
+    assert refused["failed"] and "zstd program, which was not found" in refused["msg"]
+    assert not os.path.exists(os.path.join(bdir, "refused"))
+
+
+def test_auto_falls_back_to_gzip_when_the_uncompressed_dump_would_not_fit(gis_db, bdir):
+    size = gis_db.scalar("SELECT pg_database_size(current_database())")
+    reserve = 64 * 1024 * 1024
+    free = int(size * 0.8) + reserve  # compressed estimate (x0.6) fits, uncompressed peak (x1.0) does not
+    params = dict(gis_db.module_params, backup_root=bdir, free_bytes_override=free)
+    auto = run_module("pg_backup", params, check_mode=True)
+    assert not auto["failed"], auto["msg"]
+    assert "uncompressed dump" in auto["compression_fallback"] and "does NOT fit" in auto["compression_fallback"]
+    assert "using gzip (pg_dump built-in) instead of zstd" in json.dumps(auto.get("warnings", []))
+    assert any("--compress=1" in c for c in auto["commands"]) and not any("zstd" in c for c in auto["commands"])
+    explicit = run_module("pg_backup", dict(params, compressor="zstd"), check_mode=True)
+    assert explicit["failed"] and "backup_raw_size_factor" in explicit["msg"] and "compressor=gzip" in explicit["msg"]
+    assert not os.path.exists(bdir)
