@@ -56,6 +56,14 @@ options:
     description: Pre-deploy row counts, a mapping of table name to count (for example C(backup_manifest.row_counts)).
     type: dict
     default: {}
+  snapshot_row_counts:
+    description:
+      - Also return RV(row_counts), the exact C(count(*)) of every user table and populated materialized view,
+        taken in one C(REPEATABLE READ READ ONLY) snapshot (what pg_backup records in its manifest).
+      - deploy.yml takes it as the verification baseline when the backup phase did not dump
+        (C(pgops_backup_policy=pending_migrations) and nothing to migrate).
+    type: bool
+    default: false
   row_count_tolerance:
     description: Per-table tolerance, a mapping of table name to C({absolute, percent}); either bound suffices.
     type: dict
@@ -179,6 +187,11 @@ summary:
   description: C(status), names of C(failed) and C(warnings) checks, C(total).
   returned: always
   type: dict
+row_counts:
+  description: Exact row counts per table (C(schema.table) -> count) in one snapshot.
+  returned: when O(snapshot_row_counts=true)
+  type: dict
+  sample: {"public.santri_pribadi": 1700000}
 queries:
   description: SQL statements executed.
   returned: always
@@ -195,6 +208,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import count_rows
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_checks import (
     compare_row_counts, improvement_pct, json_assertion, line_timestamp, make_check, median,
     parse_now, plan_index_names, plan_node_types, scan_log_lines, status_for, summarize, version_ge,
@@ -203,7 +217,8 @@ from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import
     ConnectFailed, postgres_common_argument_spec, try_session,
 )
 
-DB_OPTIONS = ("extensions", "tables", "indexes", "matviews", "triggers", "baseline_row_counts", "queries")
+DB_OPTIONS = ("extensions", "tables", "indexes", "matviews", "triggers", "baseline_row_counts", "queries",
+              "snapshot_row_counts")
 
 
 def _ms(start):
@@ -217,6 +232,7 @@ class Verifier(object):
         self.p = module.params
         self.checks = []
         self.session = None
+        self.snapshot = {}
 
     def add(self, name, status, expected, found, message=None, started=None, **extra):
         self.checks.append(make_check(name, status, expected, found, message,
@@ -297,10 +313,23 @@ class Verifier(object):
             self.add(label, "ok" if ok else "failed", "enabled trigger %s on %s" % (trig["name"], trig["table"]),
                      ("tgenabled=%s" % row[0]["enabled"]) if row else "missing", started=t0)
 
+        if self.p["snapshot_row_counts"]:
+            self.snapshot_counts()
         if self.p["baseline_row_counts"]:
             self.row_counts()
         for query in self.p["queries"]:
             self.query_plan(query)
+
+    def snapshot_counts(self):
+        """Exact counts of every table in one snapshot: the baseline of a deploy that took no backup."""
+        t0 = time.monotonic()
+        self.session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            self.snapshot, _matviews = count_rows(self.session)
+        finally:
+            self.session.execute("COMMIT")
+        self.add("row_count_snapshot", "ok", "exact row counts of every table in one snapshot",
+                 "%d tables" % len(self.snapshot), started=t0)
 
     def row_counts(self):
         t0 = time.monotonic()
@@ -549,6 +578,7 @@ def main():
         matviews=dict(type="list", elements="str", default=[]),
         triggers=dict(type="list", elements="dict", default=[]),
         baseline_row_counts=dict(type="dict", default={}),
+        snapshot_row_counts=dict(type="bool", default=False),
         row_count_tolerance=dict(type="dict", default={}),
         default_row_count_tolerance=dict(type="dict", default={}),
         row_loss_severity=dict(severity, default="fail"),
@@ -569,7 +599,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     verifier = Verifier(module)
     queries = verifier.run()
-    module.exit_json(changed=False, checks=verifier.checks, summary=summarize(verifier.checks), queries=queries)
+    extra = {"row_counts": verifier.snapshot} if module.params["snapshot_row_counts"] else {}
+    module.exit_json(changed=False, checks=verifier.checks, summary=summarize(verifier.checks), queries=queries, **extra)
 
 
 if __name__ == "__main__":

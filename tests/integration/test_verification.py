@@ -207,3 +207,24 @@ def test_database_objects_row_counts_plans_and_logs(pg_db, work):
     c = by_name(result)
     assert c["query:region by geom"]["status"] == "ok" and c["index:idx_regions_geom"]["status"] == "ok"
     assert result["status"] == "ok"
+
+
+def test_snapshot_row_counts_is_the_baseline_of_a_deploy_without_backup(pg_db):
+    """pg_verify snapshot_row_counts: exact counts of every table, then a later run compares against them."""
+    from pgops_testlib import run_module
+
+    pg_db.psql("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 1234);"
+               "CREATE TABLE empty_t (id int); CREATE MATERIALIZED VIEW mv_items AS SELECT count(*) AS n FROM items;")
+    snap = run_module("pg_verify", dict(pg_db.module_params, snapshot_row_counts=True))
+    assert not snap["failed"] and snap["changed"] is False
+    assert snap["row_counts"]["public.items"] == 1234 and snap["row_counts"]["public.empty_t"] == 0
+    assert "public.mv_items" not in snap["row_counts"]  # views are not data that can be lost
+    assert any("REPEATABLE READ READ ONLY" in q for q in snap["queries"])
+    assert by_name(snap)["row_count_snapshot"]["status"] == "ok"
+
+    pg_db.psql("DELETE FROM items WHERE id <= 10")
+    later = run_module("pg_verify", dict(pg_db.module_params, baseline_row_counts=snap["row_counts"]))
+    assert not later["failed"] and later["summary"]["status"] == "failed"  # the role turns it into a failure
+    lost = by_name(later)["row_count:public.items"]
+    assert lost["status"] == "failed" and "1224" in lost["found"], lost
+    assert by_name(later)["row_count:public.empty_t"]["status"] == "ok"
