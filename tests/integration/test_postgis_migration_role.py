@@ -85,6 +85,11 @@ def test_role_migrates_records_state_is_idempotent_and_rolls_back(pg_db, tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert changed_count(proc.stdout) == 0, proc.stdout[-3000:]
     assert res["result"]["applied"] == [] and res["result"]["pending"] == []
+    # Shipping is skipped when the work dir's digest matches the source; a drifted work dir is shipped again.
+    (tmp_path / "work" / "V2__places.sql").write_text("-- drifted\n")
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "work" / "V2__places.sql").read_bytes() == (src / "V2__places.sql").read_bytes()
 
     # Rollback to the version recorded before the deploy (11 -> 10, via R11) in the same play.
     (src / "V12__noop.sql").write_text("SELECT 1;\n")
