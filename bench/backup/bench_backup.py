@@ -140,7 +140,8 @@ def main():
              "pg_restore --list {o} >/dev/null", "pg_restore -d {t} {o}"),
             ("runbook -Fc, real verify", None, "base.dump", "pg_restore -f /dev/null {o}", None),
             ("role default (pg_dump < 16 + zstd): -Fd -j%d -Z0, zstd -1 per data file" % j,
-             "pg_dump -Fd -j%d -Z0 -f {o} %s && zstd -q -1 -T%d --rm {o}/*.dat" % (j, d, j), "dirzst",
+             "pg_dump -Fd -j%d -Z0 -f {o} %s && find {o} -name '*.dat' ! -name toc.dat -exec zstd -q -1 -T%d --rm {{}} +"
+             % (j, d, j), "dirzst",
              "pg_restore --list {o} >/dev/null && zstd -q -t {o}/*.dat.zst",
              "rm -rf {o}.tmp && mkdir {o}.tmp && cp {o}/toc.dat {o}.tmp/ && "
              "zstd -q -d -T%d --output-dir-flat {o}.tmp {o}/*.dat.zst && pg_restore -j%d -d {t} {o}.tmp && rm -rf {o}.tmp"
@@ -173,7 +174,7 @@ def main():
                 cluster.psql("postgres", "DROP DATABASE %s" % target)
             rows.append(row)
             print("  measured: %s %s" % (name, json.dumps(dict((k, round(v, 2) if isinstance(v, float) else v)
-                                                                for k, v in row.items() if k != "method"))))
+                                                                for k, v in row.items() if k != "method"))), flush=True)
 
         # End to end through the module (row counts in the dump snapshot + checksums + manifest).
         bdir = os.path.join(work, "module")
