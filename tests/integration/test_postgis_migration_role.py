@@ -142,3 +142,28 @@ def test_role_fails_clearly_on_bad_input_and_missing_extension(pg_db, tmp_path):
     assert proc.returncode != 0
     assert "missing: no_such_ext" in proc.stdout and "pg_trgm 0.1" in proc.stdout
     assert pg_db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'") == 0
+
+
+def test_role_upgrades_an_older_postgis_with_the_packaged_scripts(pg_db, tmp_path):
+    """postgis_migration_postgis_upgrade: only one PostGIS package exists on this machine, so the older
+    install is simulated by recording an older version in pg_extension; the upgrade itself runs the
+    package's real postgis--<old>--<new>.sql scripts through postgis_extensions_upgrade()."""
+    pg_db.psql("CREATE EXTENSION postgis")
+    packaged = pg_db.scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'")
+    older = packaged.rsplit(".", 1)[0] + ".0"
+    assert older != packaged, "needs a packaged PostGIS x.y.z with z > 0, found %s" % packaged
+    pg_db.psql("UPDATE pg_catalog.pg_extension SET extversion = '%s' WHERE extname = 'postgis'" % older)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "V1__noop.sql").write_text("SELECT 1;\n")
+    vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
+                 postgis_migration_extensions=[{"name": "postgis"}], postgis_migration_postgis_upgrade=True)
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Upgrade PostGIS" in proc.stdout and changed_count(proc.stdout) > 0
+    assert pg_db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'postgis'") == packaged
+    assert pg_db.scalar("SELECT ST_AsText(ST_SetSRID(ST_MakePoint(106.8, -6.2), 4326))") == "POINT(106.8 -6.2)"
+    # Already at the packaged version: the next run upgrades nothing.
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert changed_count(proc.stdout) == 0, proc.stdout[-3000:]
