@@ -88,17 +88,14 @@ def runner(db, path, **kw):
     return time.time() - t0, res
 
 
-def conflict_run(cluster, rows, hold, use_runner, workdir):
-    db = cluster.create_database(prefix="bench_conflict")
-    db.psql("CREATE EXTENSION postgis; CREATE TABLE public.accounts (id int PRIMARY KEY, v int); "
-            "INSERT INTO public.accounts SELECT g, g FROM generate_series(1, %d) g; ANALYZE public.accounts" % rows)
-    mdir = os.path.join(workdir, "conflict_%s" % ("runner" if use_runner else "psql"))
+def behind_long_transaction(db, table, max_id, sql, hold, use_runner, mdir, history_table="schema_history"):
+    """Run `sql` as a migration while a transaction holds ACCESS SHARE on `table` for `hold` s and an
+    app reads a row of it by id every 20 ms; returns the app's latencies and the migration's wall time."""
     os.makedirs(mdir)
-    sql = "ALTER TABLE public.accounts ADD COLUMN IF NOT EXISTS flag boolean;\n"
     with open(os.path.join(mdir, "V1__add_flag.sql"), "w") as fh:
         fh.write(sql)
     blocker = db.connect(autocommit=False)
-    blocker.cursor().execute("SELECT count(*) FROM public.accounts")  # ACCESS SHARE until commit
+    blocker.cursor().execute("SELECT 1 FROM %s LIMIT 1" % table)  # ACCESS SHARE until commit
     latencies, stop = [], threading.Event()
 
     def app():
@@ -106,7 +103,7 @@ def conflict_run(cluster, rows, hold, use_runner, workdir):
         cur = conn.cursor()
         while not stop.is_set():
             t0 = time.time()
-            cur.execute("SELECT v FROM public.accounts WHERE id = %s", (int(t0 * 1000) % rows + 1,))
+            cur.execute("SELECT * FROM %s WHERE id = %%s" % table, (int(t0 * 1000) % max_id + 1,))
             cur.fetchall()
             latencies.append(time.time() - t0)
             time.sleep(0.02)
@@ -119,56 +116,7 @@ def conflict_run(cluster, rows, hold, use_runner, workdir):
     release.start()
     t0 = time.time()
     if use_runner:
-        _, res = runner(db, mdir, retries=20)
-        attempts = res["applied"][0]["attempts"]
-    else:
-        psql_file(cluster, db, os.path.join(mdir, "V1__add_flag.sql"))
-        attempts = 1
-    wall = time.time() - t0
-    time.sleep(0.3)
-    stop.set()
-    reader.join()
-    release.join()
-    blocker.close()
-    cluster.drop_database(db.name)
-    return dict(max_latency=max(latencies), p99=sorted(latencies)[int(len(latencies) * 0.99) - 1],
-                samples=len(latencies), wall=wall, attempts=attempts)
-
-
-SAMPLE_TABLE = "public.santri_pribadi"
-SAMPLE_RELEASE = (6, 7, 8)  # the 1.1.0 migration of the sample app
-
-
-def sample_conflict_run(db, hold, use_runner, workdir):
-    """ALTER the sample's biggest table while a long transaction reads it and the app reads by id."""
-    mdir = os.path.join(workdir, "sample_conflict_%s" % ("runner" if use_runner else "psql"))
-    os.makedirs(mdir)
-    with open(os.path.join(mdir, "V1__add_flag.sql"), "w") as fh:
-        fh.write("ALTER TABLE %s ADD COLUMN IF NOT EXISTS bench_flag boolean;\n" % SAMPLE_TABLE)
-    max_id = db.scalar("SELECT max(id) FROM %s" % SAMPLE_TABLE)
-    blocker = db.connect(autocommit=False)
-    blocker.cursor().execute("SELECT 1 FROM %s LIMIT 1" % SAMPLE_TABLE)  # ACCESS SHARE until commit
-    latencies, stop = [], threading.Event()
-
-    def app():
-        conn = db.connect()
-        cur = conn.cursor()
-        while not stop.is_set():
-            t0 = time.time()
-            cur.execute("SELECT * FROM %s WHERE id = %%s" % SAMPLE_TABLE, (int(t0 * 1000) % max_id + 1,))
-            cur.fetchall()
-            latencies.append(time.time() - t0)
-            time.sleep(0.02)
-        conn.close()
-
-    reader = threading.Thread(target=app)
-    reader.start()
-    time.sleep(0.3)
-    release = threading.Timer(hold, blocker.commit)
-    release.start()
-    t0 = time.time()
-    if use_runner:
-        _, res = runner(db, mdir, retries=20, history_table="bench_conflict_history")
+        _, res = runner(db, mdir, retries=20, history_table=history_table)
         attempts = res["applied"][0]["attempts"]
     else:
         psql_file(db.cluster, db, os.path.join(mdir, "V1__add_flag.sql"))
@@ -179,10 +127,37 @@ def sample_conflict_run(db, hold, use_runner, workdir):
     reader.join()
     release.join()
     blocker.close()
-    db.psql("ALTER TABLE %s DROP COLUMN IF EXISTS bench_flag; DROP TABLE IF EXISTS pgops.bench_conflict_history"
-            % SAMPLE_TABLE)
     return dict(max_latency=max(latencies), p99=sorted(latencies)[int(len(latencies) * 0.99) - 1],
                 samples=len(latencies), wall=wall, attempts=attempts)
+
+
+def conflict_run(cluster, rows, hold, use_runner, workdir):
+    db = cluster.create_database(prefix="bench_conflict")
+    db.psql("CREATE EXTENSION postgis; CREATE TABLE public.accounts (id int PRIMARY KEY, v int); "
+            "INSERT INTO public.accounts SELECT g, g FROM generate_series(1, %d) g; ANALYZE public.accounts" % rows)
+    try:
+        return behind_long_transaction(
+            db, "public.accounts", rows, "ALTER TABLE public.accounts ADD COLUMN IF NOT EXISTS flag boolean;\n",
+            hold, use_runner, os.path.join(workdir, "conflict_%s" % ("runner" if use_runner else "psql")))
+    finally:
+        cluster.drop_database(db.name)
+
+
+SAMPLE_TABLE = "public.santri_pribadi"
+SAMPLE_RELEASE = (6, 7, 8)  # the 1.1.0 migration of the sample app
+
+
+def sample_conflict_run(db, hold, use_runner, workdir):
+    """ALTER the sample's biggest table while a long transaction reads it and the app reads by id."""
+    try:
+        return behind_long_transaction(
+            db, SAMPLE_TABLE, db.scalar("SELECT max(id) FROM %s" % SAMPLE_TABLE),
+            "ALTER TABLE %s ADD COLUMN IF NOT EXISTS bench_flag boolean;\n" % SAMPLE_TABLE, hold, use_runner,
+            os.path.join(workdir, "sample_conflict_%s" % ("runner" if use_runner else "psql")),
+            history_table="bench_conflict_history")
+    finally:
+        db.psql("ALTER TABLE %s DROP COLUMN IF EXISTS bench_flag; DROP TABLE IF EXISTS pgops.bench_conflict_history"
+                % SAMPLE_TABLE)
 
 
 def sample_release_dirs(workdir):
