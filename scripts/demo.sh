@@ -26,7 +26,7 @@ for name in "${hosts[@]}"; do
   [ "$name" = pgops-demo-db ] && image=pgops-db:bookworm
   echo "starting container $name ($image)"
   docker run -d --name "$name" --hostname "$name" --network "$net" \
-    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
+    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:ro --cap-add SYS_NICE \
     --stop-signal SIGRTMIN+3 --label pgops=demo "$image" /lib/systemd/systemd >/dev/null
 done
 for name in "${hosts[@]}"; do

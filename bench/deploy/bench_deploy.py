@@ -83,7 +83,7 @@ def start_containers():
        % (" ".join(HOSTS), NET, NET), check=False)
     for name, image in HOSTS.items():
         sh("docker run -d --name %s --hostname %s --network %s --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "
-           "-v /sys/fs/cgroup:/sys/fs/cgroup:ro --stop-signal SIGRTMIN+3 %s /lib/systemd/systemd >/dev/null"
+           "-v /sys/fs/cgroup:/sys/fs/cgroup:ro --cap-add SYS_NICE --stop-signal SIGRTMIN+3 %s /lib/systemd/systemd >/dev/null"
            % (name, name, NET, image))
     time.sleep(5)
 
