@@ -216,14 +216,17 @@ def _signoff_rows(report):
     migrations = report["migrations"]
     verification = report["verification"]
 
-    def tick(ok):
+    def tick(ok, phase=None):
+        # A phase skipped on purpose (nothing to do) is neither done nor failed.
+        if phase and phases[phase]["status"] == "skipped":
+            return "skipped"
         return "yes" if ok else "no"
     rows = [
         ["Preflight checks passed", tick(phases["preflight"]["status"] == "ok")],
-        ["Backup taken and verified (every block read, checksums)", tick(bool(backup.get("verified")))],
+        ["Backup taken and verified (every block read, checksums)", tick(bool(backup.get("verified")), "backup")],
         ["Migrations applied (%s -> %s)" % (_version(migrations.get("version_before")),
                                             _version(migrations.get("version_after"))),
-         tick(phases["migrate"]["status"] == "ok")],
+         tick(phases["migrate"]["status"] == "ok", "migrate")],
         ["New release live on every app host", tick(phases["release"]["status"] == "ok")],
         ["Materialized views refreshed", tick(phases["matviews"]["status"] == "ok")],
         ["Health, features, data integrity verified", tick(phases["verify"]["status"] == "ok"

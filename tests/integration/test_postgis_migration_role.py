@@ -157,13 +157,25 @@ def test_role_upgrades_an_older_postgis_with_the_packaged_scripts(pg_db, tmp_pat
     src.mkdir()
     (src / "V1__noop.sql").write_text("SELECT 1;\n")
     vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
-                 postgis_migration_extensions=[{"name": "postgis"}], postgis_migration_postgis_upgrade=True)
+                 postgis_migration_extensions=[{"name": "postgis"}, {"name": "pg_trgm"}],
+                 postgis_migration_postgis_upgrade=True)
+    # action=info reads what a migrate run would change (deploy.yml's backup policy uses it) and changes nothing.
+    proc, res = play(tmp_path, pg_db, dict(vars_, postgis_migration_action="info"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert res["result"]["extension_changes"] == ["pg_trgm", "postgis (upgrade to the packaged version)"], res
+    assert res["result"]["pending"] == ["V1__noop.sql"]
+    assert pg_db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'postgis'") == older
+    assert pg_db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == 0
     proc, res = play(tmp_path, pg_db, vars_)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Upgrade PostGIS" in proc.stdout and changed_count(proc.stdout) > 0
     assert pg_db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'postgis'") == packaged
     assert pg_db.scalar("SELECT ST_AsText(ST_SetSRID(ST_MakePoint(106.8, -6.2), 4326))") == "POINT(106.8 -6.2)"
-    # Already at the packaged version: the next run upgrades nothing.
+    assert res["result"]["extension_changes"] == ["pg_trgm", "postgis (upgrade to the packaged version)"], res
+    # Already at the packaged version: the next run upgrades nothing and makes no runner round trip.
     proc, res = play(tmp_path, pg_db, vars_)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert changed_count(proc.stdout) == 0, proc.stdout[-3000:]
+    assert res["result"]["extension_changes"] == [] and res["result"]["applied"] == []
+    assert re.search(r"Record that there is nothing to apply\].*\n(.*\n)?ok: \[localhost\]", proc.stdout), proc.stdout[-3000:]
+

@@ -67,6 +67,10 @@ def test_second_deploy_through_ansible_runner_applies_nothing_and_reuses_the_rel
     assert phases["backup"]["status"] == "skipped", phases["backup"]
     assert "no pending migrations" in phases["backup"]["message"], phases["backup"]
     assert not second["backup"], "nothing to migrate, nothing dumped: %s" % second["backup"]
+    # The backup phase's plan found nothing to change, so the migrations phase did not run again.
+    assert phases["migrate"]["status"] == "skipped", phases["migrate"]
+    assert "nothing to apply at 8" in phases["migrate"]["message"], phases["migrate"]
+    assert second["migrations"]["extension_changes"] == [], second["migrations"]
     checks = dict((c["name"], c) for c in second["verification"]["checks"])
     rows = checks["row_count:public.santri_pribadi"]
     assert rows["status"] == "ok" and "3000" in json.dumps(rows), rows  # baseline: the snapshot of the backup phase
