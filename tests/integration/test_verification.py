@@ -91,12 +91,18 @@ def test_http_checks_ok_failing_and_expected_4xx(http_base, work, pg_db):
         {"name": "json mismatch", "path": "/health", "json_assertions": [{"path": "db", "equals": "down"}]},
         {"name": "too slow", "path": "/slow", "max_latency_ms": 100},
     ]
+    # From the app host, the same pg_verify run scans the logs after sending the requests.
+    log = work / "app.log"
+    log.write_text("2026-11-21 10:00:06,456 ERROR upstream timed out\n")
     ev = dict(verification_http_checks=checks, verification_app_port=http_base,
+              verification_log_sources=[{"type": "file", "path": str(log), "name": "app"}],
+              verification_since="2026-11-21T10:00:00",
               pgops_db_name=pg_db.name, pgops_db_host=pg_db.host, pgops_db_port=pg_db.port,
               test_result_file=str(work / "result.json"))
     proc, result = run(ev)
     assert proc.returncode != 0
     c = by_name(result)
+    assert c["log:app"]["status"] == "failed" and "upstream timed out" in json.dumps(c["log:app"]), c
     assert c["http:health"]["status"] == "ok" and "HTTP 200" in c["http:health"]["found"]
     assert c["http:rejects bad input"]["status"] == "ok" and "HTTP 422" in c["http:rejects bad input"]["found"]
     assert c["http:creates"]["status"] == "ok"
@@ -107,8 +113,8 @@ def test_http_checks_ok_failing_and_expected_4xx(http_base, work, pg_db):
     slow = c["http:too slow"]
     assert slow["status"] == "failed" and "> 100 ms" in slow["message"]
     assert all("duration_ms" in x and x["host"] == "localhost" for x in result["checks"])
-    summary = proc.stdout[proc.stdout.index("verification: 3 of 6 check(s) failed"):]
-    for name in ("http:wrong status", "http:json mismatch", "http:too slow"):
+    summary = proc.stdout[proc.stdout.index("verification: 4 of 7 check(s) failed"):]
+    for name in ("http:wrong status", "http:json mismatch", "http:too slow", "log:app"):
         assert name in summary
 
 
