@@ -118,7 +118,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=25.0, help="requests per second (default 25)")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of one run (default 12 s)")
-    ap.add_argument("--modes", default="runbook,restart,release,supervisor")
+    ap.add_argument("--modes", default="runbook,restart,release,release-new,supervisor")
     ap.add_argument("--json", help="write the results here as JSON")
     args = ap.parse_args()
     if args.rate * 180 > 10000:
@@ -139,20 +139,22 @@ def main():
                                    "systemctl stop santri_api.socket santri_api.service && "
                                    "systemctl start santri_api.socket santri_api.service"]),
         "restart": (url1, dexec + [SYSTEMD_HOST, "systemctl", "restart", "santri_api.service"]),
-        "release": (url1, None),
+        "release": (url1, None),      # to the other version, reusing its release when built
+        "release-new": (url1, None),  # to the other version, a new build (app_release_force_new)
         "supervisor": (url2, dexec + [SUPERVISOR_HOST, "supervisorctl", "restart", "santri_api"]),
     }
     rows = {}
     for n, mode in enumerate(args.modes.split(",")):
         url, action = modes[mode]
-        if mode == "release":
+        if mode.startswith("release"):
             target = "v1.0.0" if current_version(url) == "1.1.0" else "v1.1.0"
             action = env_pb + ["ansible-playbook", "-i", inv, "%s/playbooks/release.yml" % ROOT,
-                               "-l", SYSTEMD_HOST, "-e", "app_release_version=%s" % target]
+                               "-l", SYSTEMD_HOST, "-e", "app_release_version=%s" % target,
+                               "-e", "app_release_force_new=%s" % (mode == "release-new")]
         print("== %s: requests at %.0f/s from 2 s before to 2 s after: %s" % (mode, args.rate, " ".join(action[-6:])),
               flush=True)
         label = mode if mode not in rows else "%s #%d" % (mode, n + 1)
-        if mode == "release":
+        if mode.startswith("release"):
             label += " (-> %s)" % target
         rows[label] = load(url, args.rate, args.seconds, action)
         if rows[label]["action_rc"] != 0:
