@@ -91,21 +91,12 @@ def test_waits_until_every_uvicorn_worker_finished_its_startup(python, tmp_path)
         stop(master)
 
 
-def test_sync_workers_count_once_they_sleep_in_select(python, tmp_path):
+def test_sync_workers_count_once_they_sleep_in_select_and_a_timeout_never_fails_the_unit(python, tmp_path):
     port = free_port()
     master = start_gunicorn(python, tmp_path, "wsgi_app", "sync", port)
     try:
         res = wait_workers(master.pid, 2, 60)
         assert res.returncode == 0 and "2/2 workers" in res.stdout, res.stdout + res.stderr
-    finally:
-        stop(master)
-
-
-def test_gives_up_after_the_timeout_without_failing_the_unit(python, tmp_path):
-    port = free_port()
-    master = start_gunicorn(python, tmp_path, "wsgi_app", "sync", port)
-    try:
-        assert "2/2 workers" in wait_workers(master.pid, 2, 60).stdout
         res = wait_workers(master.pid, 3, 1)
         assert res.returncode == 0, res.stderr
         assert "only 2/3 workers of %d accept after 1s; going on" % master.pid in res.stdout, res.stdout
