@@ -156,7 +156,7 @@ def main():
     size = dexec("pgops-bench-db", "sudo -u postgres psql -Atc \"SELECT pg_size_pretty(pg_database_size('santri'))\"")
 
     t0 = time.time()
-    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true")
+    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true", log="deploy.log")
     pipeline_total = time.time() - t0
     pipe = report()
     phases = dict((p["name"], p.get("duration_s") or 0.0) for p in pipe["phases"])
@@ -164,12 +164,16 @@ def main():
     # back to the v1.0.0 state, then the runbook does the same work by hand
     dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
                             "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
-                            "sudo -u postgres psql -X -q -d santri -c \"DELETE FROM pgops.schema_history "
-                            "WHERE version::int >= 6\"")
+                            "sudo -u postgres psql -X -q -d santri -c \"CREATE TABLE pgops.bench_history AS "
+                            "SELECT * FROM pgops.schema_history WHERE version::int >= 6; DELETE FROM "
+                            "pgops.schema_history WHERE version::int >= 6\"")
     apps = ["pgops-bench-app1", "pgops-bench-app2"]
     t0 = time.time()
     steps = runbook(apps, "file:///opt/git/santri_api.git")
     runbook_total = time.time() - t0
+    # the runbook applied V6..V8 by hand: put their history rows back, so that the re-runs find nothing to do
+    dexec("pgops-bench-db", "sudo -u postgres psql -X -q -d santri -c \"INSERT INTO pgops.schema_history "
+                            "SELECT * FROM pgops.bench_history; DROP TABLE pgops.bench_history\"")
 
     reruns = no_change_reruns()
 

@@ -90,6 +90,7 @@ def test_role_migrates_records_state_is_idempotent_and_rolls_back(pg_db, tmp_pat
     proc, res = play(tmp_path, pg_db, vars_)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "work" / "V2__places.sql").read_bytes() == (src / "V2__places.sql").read_bytes()
+    assert changed_count(proc.stdout) == 1, proc.stdout[-3000:]  # the shipping task, nothing else
 
     # Rollback to the version recorded before the deploy (11 -> 10, via R11) in the same play.
     (src / "V12__noop.sql").write_text("SELECT 1;\n")
@@ -135,6 +136,14 @@ def test_role_refuses_without_verified_backup_then_runs_from_release_dir(pg_db, 
 def test_role_fails_clearly_on_bad_input_and_missing_extension(pg_db, tmp_path):
     proc, _ = play(tmp_path, pg_db, dict(postgis_migration_require_backup=False))
     assert proc.returncode != 0 and "Expected exactly one of postgis_migration_source_dir" in proc.stdout
+    empty = tmp_path / "empty_release"
+    empty.mkdir()
+    proc, _ = play(tmp_path, pg_db, dict(postgis_migration_require_backup=False, postgis_migration_manage_extensions=False,
+                                         postgis_migration_release_dir=str(empty)))
+    assert proc.returncode != 0
+    flat = " ".join(proc.stdout.split())  # the callback folds long messages
+    assert "failed (exit 3): Expected V<version>__<description>.sql files in postgis_migration_release_dir" in flat
+    assert not (tmp_path / "work").exists()  # checked before anything is created
 
     proc, _ = play(tmp_path, pg_db, dict(postgis_migration_require_backup=False, postgis_migration_source_dir=FIXTURE,
                                          postgis_migration_extensions=[{"name": "postgis"}, {"name": "no_such_ext"},
