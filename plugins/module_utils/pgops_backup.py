@@ -13,16 +13,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import ctypes.util
 import datetime
 import hashlib
 import json
 import os
 import re
-import select
 import shutil
-import struct
 import subprocess
 import tempfile
 import threading
@@ -593,112 +589,14 @@ def run_lanes(commands_per_lane, what, keep_going=False):
     return rcs
 
 
-IN_CLOSE_WRITE = 0x00000008
-
-
-class ClosedFiles(object):
-    """Names of the files closed after writing in one directory: Linux inotify through ctypes.
-
-    Raises OSError (or AttributeError off Linux) when inotify is not available.
-    """
-
-    def __init__(self, path):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
-        if libc.inotify_add_watch(self.fd, path.encode("utf-8", "surrogateescape"), IN_CLOSE_WRITE) < 0:
-            err = ctypes.get_errno()
-            os.close(self.fd)
-            raise OSError(err, "inotify_add_watch %s failed" % path)
-
-    def wait(self, timeout):
-        if not select.select([self.fd], [], [], timeout)[0]:
-            return []
-        try:
-            buf = os.read(self.fd, 1 << 16)
-        except BlockingIOError:
-            return []
-        names, pos = [], 0
-        while pos + 16 <= len(buf):  # struct inotify_event: int wd; uint32 mask, cookie, len; char name[len]
-            _wd, mask, _cookie, length = struct.unpack_from("iIII", buf, pos)
-            name = buf[pos + 16:pos + 16 + length].rstrip(b"\0").decode("utf-8", "surrogateescape")
-            pos += 16 + length
-            if mask & IN_CLOSE_WRITE and name:
-                names.append(name)
-        return names
-
-    def close(self):
-        os.close(self.fd)
-
-
-class EarlyCompressor(object):
-    """The `files` route while pg_dump runs: a data file is compressed (`zstd -T1 --rm`) as soon as
-    pg_dump closes it, one file at a time, so most of zstd's work overlaps the dump instead of
-    following it. `finish()` (after pg_dump exited) stops after the file in hand; compress_data_files
-    then takes whatever is left. Without inotify it does nothing and compress_data_files does it all.
-    """
-
-    def __init__(self, dump_dir, level):
-        self.dump_dir = dump_dir
-        self.level = level
-        self.raw = 0
-        self.files = 0
-        self.rcs = []
-        self.error = None
-        self.stop = threading.Event()
-        try:
-            self.watch = ClosedFiles(dump_dir)
-        except (OSError, AttributeError):
-            self.watch = None
-            return
-        self.thread = threading.Thread(target=self._loop)
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _loop(self):
-        while not self.stop.is_set() and self.error is None:
-            for name in self.watch.wait(0.1):
-                if self.stop.is_set() or self.error is not None:
-                    break
-                if name.endswith(".dat") and name != TOC_FILE:
-                    self._compress(os.path.join(self.dump_dir, name))
-
-    def _compress(self, path):
-        try:
-            size = os.path.getsize(path)
-            rcs, err = Pipeline([zstd_compress_files_argv(self.level, 1, [path])]).run()
-        except (OSError, BackupError) as exc:
-            rcs, err = [127], str(exc)
-        self.rcs.extend(rcs)
-        if err:
-            self.error = "compressing %s with zstd while pg_dump ran failed: %s" % (os.path.basename(path), err)
-        else:
-            self.raw += size
-            self.files += 1
-
-    def finish(self):
-        """Stop watching; raise BackupError when a zstd run failed. Returns (raw bytes, files, rcs)."""
-        self.stop.set()
-        if self.watch is not None:
-            self.thread.join()
-            self.watch.close()
-        if self.error:
-            exc = BackupError(self.error)
-            exc.rc = max(self.rcs) if self.rcs else 1
-            raise exc
-        return self.raw, self.files, self.rcs
-
-
-def compress_data_files(dump_dir, level, threads, done=(0, 0)):
-    """The `files` route after `pg_dump -Fd -Z0`: `<id>.dat` -> `<id>.dat.zst` for every data file
-    still uncompressed. `done`: (raw bytes, files) EarlyCompressor already compressed.
+def compress_data_files(dump_dir, level, threads):
+    """The `files` route after `pg_dump -Fd -Z0`: `<id>.dat` -> `<id>.dat.zst` for every data file.
 
     One zstd process at a time with -T<threads> (the measured variant), ZSTD_BATCH files each.
     Returns (raw_bytes of the whole directory before compression, number of files, zstd exit status).
     Raises BackupError when any zstd run fails (the caller removes the half-compressed dump).
     """
-    raw = path_size(dump_dir) - sum(os.path.getsize(f) for f in compressed_data_files(dump_dir)) + done[0]
+    raw = path_size(dump_dir)
     files = dump_data_files(dump_dir)
     old = os.umask(0o077)
     try:
@@ -712,7 +610,7 @@ def compress_data_files(dump_dir, level, threads, done=(0, 0)):
                           % (len(left), dump_dir, os.path.basename(left[0])))
         exc.rc = 0
         raise exc
-    return raw, len(files) + done[1], max(rcs) if rcs else 0
+    return raw, len(files), max(rcs) if rcs else 0
 
 
 def read_all_argv(manifest, backup_path, pg_restore):

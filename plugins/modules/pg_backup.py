@@ -22,10 +22,8 @@ description:
   - Pipes (C(pg_dump -Z0 | zstd)) keep every stage's exit status; a failure in any stage fails the backup,
     removes the partial dump and marks the manifest C(failed).
   - Directory format with zstd on pg_dump older than 16 (the default when a C(zstd) program is on the PATH)
-    runs C(pg_dump -Fd -jN -Z0) and compresses every data file C(<id>.dat) to C(<id>.dat.zst) with
-    C(zstd -q -<level> --rm): on Linux each file as soon as pg_dump closes it (inotify; C(-T1), one file at a time,
-    overlapping the dump), the files still open when pg_dump exits (or all of them without inotify) right after it
-    with C(-T<threads>); C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents
+    runs C(pg_dump -Fd -jN -Z0), then compresses every data file C(<id>.dat) to C(<id>.dat.zst) with
+    C(zstd -q -<level> -T<threads> --rm); C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents
     stays readable. The manifest records C(compression_via=files) and the uncompressed size, the sha256 checksums
     cover the C(.dat.zst) files. A failed pg_dump or zstd fails the backup like a failed pipe stage.
   - Progress (bytes written, tables dumped) is written to C(progress.json) every 2 seconds for pollers.
@@ -191,7 +189,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     APP_STATE_FILE, GLOBALS_FILE, MANIFEST, PROGRESS, STATUS_DUMPED, STATUS_FAILED, STATUS_RUNNING, BackupError,
-    EarlyCompressor, Pipeline, checksum_files, compress_data_files, compressor_argv, count_rows, database_facts, dump_name,
+    Pipeline, checksum_files, compress_data_files, compressor_argv, count_rows, database_facts, dump_name,
     files_route_commands, human, iso, make_backup_id, path_size, pg_dump_argv, pg_env, preflight_space, remove_path,
     resolve_compression, run_checked, tree_checksum, utc_now, write_json)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
@@ -407,14 +405,8 @@ class Backup(object):
         if via == "files":
             self.result["commands"].append(files_route_commands(dump_path, level, threads))
         progress = Progress(os.path.join(bdir, PROGRESS), dump_path, tables_total)
-        early = None
         old = os.umask(0o077)
         try:
-            if via == "files":
-                # pg_dump (>= 10) accepts an empty directory; created first so that data files can be
-                # watched and compressed as pg_dump closes them.
-                os.mkdir(dump_path, 0o700)
-                early = EarlyCompressor(dump_path, level)
             pipe = Pipeline(stages, env=env, stdout_path=dump_path if via == "pipe" else None,
                             on_stderr=progress.on_stderr)
             t_dump = time.monotonic()
@@ -433,8 +425,6 @@ class Backup(object):
         except Exception as exc:  # the dump must not outlive a failed count
             pipe.kill()
             pipe.wait()
-            if early is not None:
-                early.stop.set()
             progress.stop.set()
             self.session.rollback()
             raise BackupError("row counts in the dump snapshot failed: %s" % exc)
@@ -442,35 +432,25 @@ class Backup(object):
         self.session.rollback()  # release the snapshot only after pg_dump finished
         err = pipe.failure(rcs)
         manifest["exit_status"] = dict((os.path.basename(s[0]), rc) for s, rc in zip(stages, rcs))
-        done = (0, 0, [])
-        if early is not None:
-            try:
-                done = early.finish()
-            except BackupError as exc:
-                manifest["exit_status"]["zstd"] = getattr(exc, "rc", 1)
-                err = err or str(exc)
         if not err and via == "files":
-            # pg_dump -Z0 succeeded; the data files it closed last -> <id>.dat.zst (toc.dat and
-            # blobs.toc stay readable).
+            # pg_dump -Z0 succeeded; now <id>.dat -> <id>.dat.zst (toc.dat and blobs.toc stay readable).
             progress.phase = "compress"
             t_zst = time.monotonic()
             try:
-                raw, nfiles, rc = compress_data_files(dump_path, level, threads, done=done[:2])
-                manifest["exit_status"]["zstd"] = max([rc] + done[2])
+                raw, nfiles, manifest["exit_status"]["zstd"] = compress_data_files(dump_path, level, threads)
             except BackupError as exc:
                 manifest["exit_status"]["zstd"] = getattr(exc, "rc", 1)
                 err = str(exc)
             else:
                 manifest.update(dump_uncompressed_size=raw, dump_uncompressed_size_human=human(raw),
-                                compressed_files=nfiles, compressed_during_dump=done[1],
-                                compress_duration_s=round(time.monotonic() - t_zst, 3))
+                                compressed_files=nfiles, compress_duration_s=round(time.monotonic() - t_zst, 3))
         manifest["dump_duration_s"] = round(time.monotonic() - t_dump, 3)
         progress.stop.set()
         ticker.join(5)
         if err:
             progress.write("failed")
             raise BackupError(err)
-        progress.write("done")
+        progress.write("checksums")
         files = checksum_files(bdir, [manifest["dump"]] + [n for n in (GLOBALS_FILE, APP_STATE_FILE)
                                                              if os.path.exists(os.path.join(bdir, n))])
         dump_files = dict((k, v) for k, v in files.items()
@@ -488,6 +468,7 @@ class Backup(object):
             dump_size_human=human(dump_size), size=sum(v["size"] for v in files.values()),
             duration_s=round(time.monotonic() - t_start, 3))
         write_json(os.path.join(bdir, MANIFEST), manifest)
+        progress.write("done")  # last: a poller waiting for "done" finds the module about to exit
 
     def app_state(self, manifest, bdir):
         p = self.p

@@ -2,7 +2,6 @@
 
 import datetime
 import os
-import time
 
 import pytest
 
@@ -191,43 +190,3 @@ def test_latest_only_moves_forward(tmp_path):
     assert b.mark_latest(root, "new", dict(started_at="2025-06-02T00:00:00Z")) is True
     assert b.mark_latest(root, "old", dict(started_at="2025-06-01T00:00:00Z")) is False
     assert b.latest_verified_id(root) == "new"
-
-
-def test_early_compressor_compresses_closed_data_files_while_others_are_still_written(tmp_path):
-    """What pg_backup does while pg_dump runs: a closed <id>.dat is compressed at once (real inotify,
-    real zstd), an open one and toc.dat are left alone; compress_data_files takes the rest after."""
-    d = tmp_path / "db.dir"
-    d.mkdir()
-    early = b.EarlyCompressor(str(d), 1)
-    assert early.watch is not None  # Linux: inotify is there
-    (d / "1.dat").write_bytes(b"1\tPOINT(1 2)\n" * 5000)  # written and closed
-    still_open = open(str(d / "2.dat"), "wb")
-    still_open.write(b"2\tPOINT(3 4)\n" * 100)
-    (d / "toc.dat").write_bytes(b"PGDMP toc")
-    deadline = time.time() + 10
-    while not (d / "1.dat.zst").exists() or (d / "1.dat").exists():
-        assert time.time() < deadline, os.listdir(str(d))
-        time.sleep(0.05)
-    raw_early, files_early, rcs = early.finish()  # pg_dump exited; 2.dat is closed only after it
-    still_open.write(b"more\n")
-    still_open.close()
-    assert (raw_early, files_early, rcs) == (5000 * 13, 1, [0])
-    assert (d / "2.dat").exists() and (d / "toc.dat").exists()
-    raw, files, rc = b.compress_data_files(str(d), 1, 2, done=(raw_early, files_early))
-    assert sorted(os.listdir(str(d))) == ["1.dat.zst", "2.dat.zst", "toc.dat"]
-    assert (raw, files, rc) == (5000 * 13 + 100 * 13 + 5 + 9, 2, 0)
-
-
-def test_early_compressor_reports_a_failing_zstd(tmp_path):
-    d = tmp_path / "db.dir"
-    d.mkdir()
-    (d / "3.dat.zst").write_bytes(b"stale")  # zstd refuses to overwrite it: exit 1
-    early = b.EarlyCompressor(str(d), 1)
-    (d / "3.dat").write_bytes(b"data")
-    deadline = time.time() + 10
-    while early.error is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    with pytest.raises(b.BackupError, match=r"compressing 3.dat with zstd while pg_dump ran failed: zstd exited 1"):
-        early.finish()
-    assert (d / "3.dat").exists()
