@@ -4,13 +4,14 @@
 # Prints one line per change (created / shipped / removed); nothing when the dir already mirrors the source.
 set -eu
 dir=$1 owner=$2 src=$3 want=$4
-umask 027
+umask 022  # parents (e.g. /var/lib/pgops/migrations) stay traversable for the runner's user
 if [ "$src" != "-" ] && ! ls -- "$src"/V*__*.sql >/dev/null 2>&1; then
   echo "Expected V<version>__<description>.sql files in postgis_migration_release_dir '$src'; found none." >&2
   exit 3
 fi
 [ -d "$dir" ] || { mkdir -p -- "$dir"; echo "created $dir"; }
 chmod 0750 "$dir"
+umask 027
 in=$(mktemp -d "$dir/.incoming.XXXXXX")
 trap 'rm -rf -- "$in"' EXIT
 if [ "$src" = "-" ]; then
