@@ -31,6 +31,7 @@ HOSTS = {"pgops-bench-db": "pgops-db:bookworm", "pgops-bench-app1": "pgops-app:b
          "pgops-bench-app2": "pgops-app:bookworm"}
 WORK = os.path.join(ROOT, "bench", "results", "deploy")
 INVENTORY = os.path.join(WORK, "inventory")
+SAME_WORK = ("backup", "prepare", "migrate", "release")  # what the runbook's commands also do
 
 
 def sh(cmd, check=True, quiet=False):
@@ -133,7 +134,8 @@ def print_reruns(reruns):
     for policy, (secs, rphases, status) in reruns.items():
         print("no-change re-run, pgops_backup_policy=%s: %.1f s (target < 60 s), %s; phases: %s" % (
             policy, secs, status, ", ".join("%s %.1f" % (n, rphases.get(n, 0.0)) for n in
-                                            ("preflight", "backup", "migrate", "release", "matviews", "verify"))))
+                                            ("preflight", "backup", "prepare", "migrate", "release", "matviews",
+                                             "verify"))))
 
 
 def main():
@@ -160,6 +162,10 @@ def main():
     pipeline_total = time.time() - t0
     pipe = report()
     phases = dict((p["name"], p.get("duration_s") or 0.0) for p in pipe["phases"])
+    # The release is built on the app hosts while the db host dumps: the same work is the wall
+    # span from the first of these phases starting to the last one ending, not their sum.
+    work = [p for p in pipe["phases"] if p["name"] in SAME_WORK and p.get("offset_s") is not None]
+    same_work_span = max(p["offset_s"] + (p.get("duration_s") or 0.0) for p in work) - min(p["offset_s"] for p in work)
 
     # back to the v1.0.0 state, then the runbook does the same work by hand
     dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
@@ -184,13 +190,13 @@ def main():
     print("%-48s %10.1f" % ("runbook total (commands only)", runbook_total))
     print()
     print("%-48s %10s" % ("pipeline phase (deploy.yml)", "seconds"))
-    for name in ("preflight", "backup", "migrate", "release", "matviews", "verify"):
+    for name in ("preflight", "backup", "prepare", "migrate", "release", "matviews", "verify"):
         print("%-48s %10.1f" % (name, phases.get(name, 0.0)))
+    print("%-48s %10.1f" % ("backup start -> release end (wall)", same_work_span))
     print("%-48s %10.1f" % ("pipeline total (wall)", pipeline_total))
     print()
-    comparable = sum(phases.get(n, 0.0) for n in ("backup", "migrate", "release"))
-    print("ratio pipeline/runbook, same work (backup+migrate+release): %.2fx (target <= 1.3)"
-          % (comparable / runbook_total))
+    print("ratio pipeline/runbook, same work (backup, prepare, migrate, release; wall): %.2fx (target <= 1.3)"
+          % (same_work_span / runbook_total))
     print("ratio pipeline/runbook, everything (adds preflight, matviews, verify, report): %.2fx"
           % (pipeline_total / runbook_total))
     print()

@@ -18,7 +18,7 @@ import json
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_report_render import (
     badge, esc, fmt_bytes, html_page, html_table, md_table)
 
-PHASES = ["preflight", "backup", "migrate", "release", "matviews", "verify"]
+PHASES = ["preflight", "backup", "prepare", "migrate", "release", "matviews", "verify"]
 STATUS_SUCCESS = "SUCCESS"
 STATUS_ROLLED_BACK = "ROLLED BACK"
 STATUS_FAILED = "FAILED"

@@ -90,9 +90,11 @@ def test_a_concurrent_deploy_is_refused_and_its_lock_left_alone():
         host(DB).run("rm -f " + LOCK)
 
 
-def _broken_migration_repo(tmp_path):
-    """v1.0.0 + V6 (valid) + V7 (fails midway): tag v1.0.1-broken-migration in a new bare repo."""
-    work, bare = str(tmp_path / "work"), str(tmp_path / "broken.git")
+def _sample_variant(tmp_path, tag, files):
+    """v1.0.0 + `files` ({path: text}), committed as `tag`: a bare repo for the controller's migrations and the
+    same tag in every app host's /opt/git/santri_api.git, so that release and migrations share one revision
+    (the release is built before the migrations run)."""
+    work, bare = str(tmp_path / "work"), str(tmp_path / (tag + ".git"))
     sample = os.path.join(DEMO_DIR, "sample", "santri_api.git")
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.test", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.test")
@@ -100,16 +102,59 @@ def _broken_migration_repo(tmp_path):
     def git(*args, cwd=work):
         subprocess.run(("git",) + args, cwd=cwd, env=env, check=True, capture_output=True)
     git("clone", "--quiet", "--branch", "v1.0.0", sample, work, cwd=str(tmp_path))
-    with open(os.path.join(work, "migrations", "V6__regions.sql"), "w") as fh:
-        fh.write("CREATE TABLE IF NOT EXISTS public.demo_regions (id int PRIMARY KEY, name text);\n")
-    with open(os.path.join(work, "migrations", "V7__broken.sql"), "w") as fh:
-        fh.write("ALTER TABLE public.santri_pribadi ADD COLUMN IF NOT EXISTS catatan text;\n"
-                 "SELECT 1 / 0;\n")
-    git("add", "migrations")
-    git("commit", "--quiet", "-m", "broken migration")
-    git("tag", "v1.0.1-broken-migration")
+    for path, text in files.items():
+        with open(os.path.join(work, path), "w") as fh:
+            fh.write(text)
+    git("add", "--all")
+    git("commit", "--quiet", "-m", tag)
+    git("tag", tag)
     git("clone", "--quiet", "--bare", work, bare, cwd=str(tmp_path))
+    bundle = str(tmp_path / (tag + ".bundle"))
+    git("bundle", "create", bundle, "refs/tags/" + tag)
+    for name in APPS:
+        # /var/tmp: docker cp cannot write into the container's tmpfs mounts (/tmp)
+        subprocess.run(["docker", "cp", bundle, "%s:/var/tmp/%s.bundle" % (name, tag)], check=True,
+                       capture_output=True)
+        host(name).check_output("git -C /opt/git/santri_api.git fetch --quiet /var/tmp/%s.bundle "
+                                "'refs/tags/%s:refs/tags/%s' && rm /var/tmp/%s.bundle" % (tag, tag, tag, tag))
     return bare
+
+
+V6_REGIONS = "CREATE TABLE IF NOT EXISTS public.demo_regions (id int PRIMARY KEY, name text);\n"
+
+
+def _broken_migration_repo(tmp_path):
+    """v1.0.0 + V6 (valid) + V7 (fails midway), tag v1.0.1-broken-migration."""
+    return _sample_variant(tmp_path, "v1.0.1-broken-migration", {
+        "migrations/V6__regions.sql": V6_REGIONS,
+        "migrations/V7__broken.sql": "ALTER TABLE public.santri_pribadi ADD COLUMN IF NOT EXISTS catatan text;\n"
+                                     "SELECT 1 / 0;\n"})
+
+
+def test_a_release_that_does_not_build_stops_the_run_before_any_migration(tmp_path):
+    before = baseline()
+    version_before = psql("SELECT max(version::int) FROM pgops.schema_history WHERE success")
+    bare = _sample_variant(tmp_path, "v1.0.2-broken-build", {
+        "migrations/V6__regions.sql": V6_REGIONS,
+        "santri_api/broken_module.py": "def broken(:\n    pass\n"})
+    proc, report = deploy("-e", "pgops_migrations_git_repo=" + bare, "-e", "app_release_version=v1.0.2-broken-build")
+    assert proc.returncode != 0
+    assert report["status"] == "FAILED"
+    status = phases(report)
+    assert status["prepare"] == "failed"
+    assert status["migrate"] == status["release"] == "not run"
+    assert "Gate 'compileall' failed" in errors(report) and "broken_module.py" in errors(report), errors(report)
+    # The dump that ran while the release was built was still followed to its end and verified.
+    assert status["backup"] == "ok" and report["backup"]["verified"] is True
+    assert '"verified": true' in host(DB).check_output("cat %s/manifest.json" % report["backup"]["path"])
+    assert host(DB).run("pgrep -x pg_dump").rc == 1
+    # Database and app untouched: V6 was pending and stays so; no half-built release is left.
+    assert psql("SELECT max(version::int) FROM pgops.schema_history WHERE success") == version_before
+    assert psql("SELECT to_regclass('public.demo_regions') IS NULL") == "t"
+    assert baseline() == before
+    for name in APPS:
+        assert host(name).run("ls -d /srv/santri_api/releases/*/.pgops-incomplete").rc != 0
+    assert not host(DB).file(LOCK).exists
 
 
 def test_a_migration_failing_midway_leaves_database_and_app_untouched(tmp_path):
@@ -120,6 +165,7 @@ def test_a_migration_failing_midway_leaves_database_and_app_untouched(tmp_path):
     assert proc.returncode != 0
     assert report["status"] == "FAILED"
     assert phases(report)["backup"] == "ok" and report["backup"]["verified"] is True
+    assert phases(report)["prepare"] == "ok"                # built before the migrations, never switched to
     assert phases(report)["migrate"] == "failed"
     assert phases(report)["release"] == "not run"
     assert "V7__broken.sql" in errors(report) and "division by zero" in errors(report)
@@ -133,6 +179,7 @@ def test_a_migration_failing_midway_leaves_database_and_app_untouched(tmp_path):
 
 def test_a_release_failing_its_health_gate_is_rolled_back_and_stops_the_rollout():
     before = baseline()
+    second_before = host(APPS[1]).check_output("ls /srv/santri_api/releases").split()
     proc, report = deploy("-e", "app_release_version=v1.2.0-broken-health")
     assert proc.returncode != 0
     assert report["status"] == "ROLLED BACK", errors(report)
@@ -151,5 +198,6 @@ def test_a_release_failing_its_health_gate_is_rolled_back_and_stops_the_rollout(
     # The second host was prepared with the first (release built, every host at once) but never went live:
     # current, its service and its health are as before; the next deploy reuses or prunes that release.
     second_releases = host(second).check_output("ls /srv/santri_api/releases").split()
-    assert len(second_releases) == 2 and before[second][0] in second_releases, second_releases
+    assert len(set(second_releases) - set(second_before)) == 1 and before[second][0] in second_releases, (
+        second_before, second_releases)
     assert not host(DB).file(LOCK).exists
