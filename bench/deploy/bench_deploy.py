@@ -5,8 +5,9 @@
 
 On fresh containers (pgops-bench-db, -app1, -app2; images from `make testbed`):
   1. prepare + deploy v1.0.0 + generate --rows santri (1.7 M rows ~ 1.1 GB),
-  2. pipeline:  deploy.yml v1.0.0 -> v1.1.0           (per-phase times from its report)
-  3. reset:     revert V8..V6 and switch the apps back to the v1.0.0 release
+  2. pipeline:  deploy.yml v1.0.0 -> v1.1.0           (per-phase times from its report); the
+                same again after a reset, with pgops_build_during_backup=false (build after the backup)
+  3. reset:     revert V8..V6 (the runbook's release goes to its own directory)
   4. runbook:   pg_dump -Fc; psql -v ON_ERROR_STOP=1 -f V6..V8; on each app host
                 git clone + python -m venv + pip install -r requirements.txt
                 + systemctl restart + curl /health   (the same work, done by hand)
@@ -117,6 +118,35 @@ def runbook(app_hosts, repo_url):
     return steps
 
 
+def pipeline_run(log, *extra):
+    """deploy.yml v1.0.0 -> v1.1.0: (wall s, {phase: s}, backup-start -> release-end span s)."""
+    t0 = time.time()
+    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true", *extra, log=log)
+    total = time.time() - t0
+    rep = report()
+    # The release may be built while the db host dumps: the same work is the wall span from the
+    # first of these phases starting to the last one ending, not the sum of their durations.
+    work = [p for p in rep["phases"] if p["name"] in SAME_WORK and p.get("offset_s") is not None]
+    span = max(p["offset_s"] + (p.get("duration_s") or 0.0) for p in work) - min(p["offset_s"] for p in work)
+    return total, dict((p["name"], p.get("duration_s") or 0.0) for p in rep["phases"]), span
+
+
+def back_to_v100(apps, before):
+    """Undo a pipeline run: revert V8..V6 and their history rows, switch the apps back to the v1.0.0
+    release (rollback.yml) and remove what the run built, so that the next run does the same work."""
+    dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
+                            "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
+                            "sudo -u postgres psql -X -q -d santri -c "
+                            "\"DELETE FROM pgops.schema_history WHERE version::int >= 6\"")
+    playbook("playbooks/rollback.yml")
+    for h in apps:
+        keep = set(before[h].split())
+        for sub in ("releases", "shared/wheelhouse"):
+            for entry in dexec(h, "ls /srv/santri_api/%s" % sub).split():
+                if entry not in keep:
+                    dexec(h, "rm -rf /srv/santri_api/%s/%s" % (sub, entry))
+
+
 def no_change_reruns():
     """deploy.yml v1.1.0 again on v1.1.0: nothing to migrate, the same release, with both backup policies."""
     reruns = {}
@@ -157,15 +187,13 @@ def main():
     playbook("examples/demo/load_data.yml", "-e", "demo_rows=%d" % args.rows)
     size = dexec("pgops-bench-db", "sudo -u postgres psql -Atc \"SELECT pg_size_pretty(pg_database_size('santri'))\"")
 
-    t0 = time.time()
-    playbook("deploy.yml", "-e", "app_release_version=v1.1.0", "-e", "pgops_demo_has_data=true", log="deploy.log")
-    pipeline_total = time.time() - t0
-    pipe = report()
-    phases = dict((p["name"], p.get("duration_s") or 0.0) for p in pipe["phases"])
-    # The release is built on the app hosts while the db host dumps: the same work is the wall
-    # span from the first of these phases starting to the last one ending, not their sum.
-    work = [p for p in pipe["phases"] if p["name"] in SAME_WORK and p.get("offset_s") is not None]
-    same_work_span = max(p["offset_s"] + (p.get("duration_s") or 0.0) for p in work) - min(p["offset_s"] for p in work)
+    apps = ["pgops-bench-app1", "pgops-bench-app2"]
+    before = dict((h, dexec(h, "ls /srv/santri_api/releases /srv/santri_api/shared/wheelhouse")) for h in apps)
+    # 1. the default: the release is built on the app hosts while the db host dumps
+    pipeline_total, phases, same_work_span = pipeline_run("deploy.log")
+    # 2. the same deploy again with the build after the backup (pgops_build_during_backup=false)
+    back_to_v100(apps, before)
+    seq_total, seq_phases, seq_span = pipeline_run("deploy-sequential.log", "-e", "pgops_build_during_backup=false")
 
     # back to the v1.0.0 state, then the runbook does the same work by hand
     dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
@@ -173,7 +201,6 @@ def main():
                             "sudo -u postgres psql -X -q -d santri -c \"CREATE TABLE pgops.bench_history AS "
                             "SELECT * FROM pgops.schema_history WHERE version::int >= 6; DELETE FROM "
                             "pgops.schema_history WHERE version::int >= 6\"")
-    apps = ["pgops-bench-app1", "pgops-bench-app2"]
     t0 = time.time()
     steps = runbook(apps, "file:///opt/git/santri_api.git")
     runbook_total = time.time() - t0
@@ -189,16 +216,17 @@ def main():
         print("%-48s %10.1f" % (name, secs))
     print("%-48s %10.1f" % ("runbook total (commands only)", runbook_total))
     print()
-    print("%-48s %10s" % ("pipeline phase (deploy.yml)", "seconds"))
+    print("%-48s %14s %14s" % ("pipeline phase (deploy.yml)", "build||backup", "build after"))
     for name in ("preflight", "backup", "prepare", "migrate", "release", "matviews", "verify"):
-        print("%-48s %10.1f" % (name, phases.get(name, 0.0)))
-    print("%-48s %10.1f" % ("backup start -> release end (wall)", same_work_span))
-    print("%-48s %10.1f" % ("pipeline total (wall)", pipeline_total))
+        print("%-48s %14.1f %14.1f" % (name, phases.get(name, 0.0), seq_phases.get(name, 0.0)))
+    print("%-48s %14.1f %14.1f" % ("backup start -> release end (wall)", same_work_span, seq_span))
+    print("%-48s %14.1f %14.1f" % ("pipeline total (wall)", pipeline_total, seq_total))
     print()
-    print("ratio pipeline/runbook, same work (backup, prepare, migrate, release; wall): %.2fx (target <= 1.3)"
-          % (same_work_span / runbook_total))
-    print("ratio pipeline/runbook, everything (adds preflight, matviews, verify, report): %.2fx"
-          % (pipeline_total / runbook_total))
+    for label, span, total in (("default, build during the backup", same_work_span, pipeline_total),
+                               ("pgops_build_during_backup=false", seq_span, seq_total)):
+        print("%s: ratio pipeline/runbook, same work (backup, prepare, migrate, release; wall): %.2fx "
+              "(target <= 1.3); everything (adds preflight, matviews, verify, report): %.2fx"
+              % (label, span / runbook_total, total / runbook_total))
     print()
     print_reruns(reruns)
     if not args.keep:

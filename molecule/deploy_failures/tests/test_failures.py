@@ -45,6 +45,9 @@ def test_a_single_phase_runs_with_its_tag():
     assert report["status"] == "SUCCESS"
     status = phases(report)
     assert status["backup"] == "ok" and report["backup"]["verified"] is True
+    timing = dict((p["name"], (p["offset_s"], p["offset_s"] + p["duration_s"])) for p in report["phases"]
+                  if p["duration_s"] is not None)
+    assert timing["backup"][0] < timing["prepare"][0] < timing["prepare"][1] < timing["backup"][1]
     assert status["preflight"] == status["migrate"] == status["release"] == "not run"
 
 
@@ -146,6 +149,9 @@ def test_a_release_that_does_not_build_stops_the_run_before_any_migration(tmp_pa
     assert "Gate 'compileall' failed" in errors(report) and "broken_module.py" in errors(report), errors(report)
     # The dump that ran while the release was built was still followed to its end and verified.
     assert status["backup"] == "ok" and report["backup"]["verified"] is True
+    timing = dict((p["name"], (p["offset_s"], p["offset_s"] + p["duration_s"])) for p in report["phases"]
+                  if p["duration_s"] is not None)
+    assert timing["backup"][0] < timing["prepare"][0] < timing["prepare"][1] < timing["backup"][1]
     assert '"verified": true' in host(DB).check_output("cat %s/manifest.json" % report["backup"]["path"])
     assert host(DB).run("pgrep -x pg_dump").rc == 1
     # Database and app untouched: V6 was pending and stays so; no half-built release is left.
@@ -160,12 +166,16 @@ def test_a_release_that_does_not_build_stops_the_run_before_any_migration(tmp_pa
 def test_a_migration_failing_midway_leaves_database_and_app_untouched(tmp_path):
     before = baseline()
     version_before = psql("SELECT max(version::int) FROM pgops.schema_history WHERE success")
+    # with the build after the backup (pgops_build_during_backup=false): the whole backup in one play
     proc, report = deploy("-e", "pgops_migrations_git_repo=" + _broken_migration_repo(tmp_path),
-                          "-e", "app_release_version=v1.0.1-broken-migration")
+                          "-e", "app_release_version=v1.0.1-broken-migration", "-e", "pgops_build_during_backup=false")
     assert proc.returncode != 0
     assert report["status"] == "FAILED"
     assert phases(report)["backup"] == "ok" and report["backup"]["verified"] is True
     assert phases(report)["prepare"] == "ok"                # built before the migrations, never switched to
+    started = dict((p["name"], p["offset_s"]) for p in report["phases"])
+    finished = dict((p["name"], p["offset_s"] + p["duration_s"]) for p in report["phases"] if p["duration_s"])
+    assert finished["backup"] <= started["prepare"] and finished["prepare"] <= started["migrate"]
     assert phases(report)["migrate"] == "failed"
     assert phases(report)["release"] == "not run"
     assert "V7__broken.sql" in errors(report) and "division by zero" in errors(report)
