@@ -45,10 +45,7 @@ def test_a_single_phase_runs_with_its_tag():
     assert report["status"] == "SUCCESS"
     status = phases(report)
     assert status["backup"] == "ok" and report["backup"]["verified"] is True
-    timing = dict((p["name"], (p["offset_s"], p["offset_s"] + p["duration_s"])) for p in report["phases"]
-                  if p["duration_s"] is not None)
-    assert timing["backup"][0] < timing["prepare"][0] < timing["prepare"][1] < timing["backup"][1]
-    assert status["preflight"] == status["migrate"] == status["release"] == "not run"
+    assert status["preflight"] == status["prepare"] == status["migrate"] == status["release"] == "not run"
 
 
 def test_preflight_refuses_long_transaction_disk_and_freeze_window_at_once():
