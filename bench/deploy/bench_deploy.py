@@ -33,6 +33,10 @@ HOSTS = {"pgops-bench-db": "pgops-db:bookworm", "pgops-bench-app1": "pgops-app:b
 WORK = os.path.join(ROOT, "bench", "results", "deploy")
 INVENTORY = os.path.join(WORK, "inventory")
 SAME_WORK = ("backup", "prepare", "migrate", "release")  # what the runbook's commands also do
+# the 1.1.0 migration's revert scripts, then one more SQL command (history bookkeeping) to append
+REVERT_V6_V8 = ("cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
+                "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
+                "sudo -u postgres psql -X -q -d santri -c ")
 
 
 def sh(cmd, check=True, quiet=False):
@@ -134,10 +138,7 @@ def pipeline_run(log, *extra):
 def back_to_v100(apps, before):
     """Undo a pipeline run: revert V8..V6 and their history rows, switch the apps back to the v1.0.0
     release (rollback.yml) and remove what the run built, so that the next run does the same work."""
-    dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
-                            "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
-                            "sudo -u postgres psql -X -q -d santri -c "
-                            "\"DELETE FROM pgops.schema_history WHERE version::int >= 6\"")
+    dexec("pgops-bench-db", REVERT_V6_V8 + "\"DELETE FROM pgops.schema_history WHERE version::int >= 6\"")
     playbook("playbooks/rollback.yml")
     for h in apps:
         keep = set(before[h].split())
@@ -196,9 +197,7 @@ def main():
     seq_total, seq_phases, seq_span = pipeline_run("deploy-sequential.log", "-e", "pgops_build_during_backup=false")
 
     # back to the v1.0.0 state, then the runbook does the same work by hand
-    dexec("pgops-bench-db", "cd /var/lib/pgops/migrations/santri && for f in R8__*.sql R7__*.sql R6__*.sql; do "
-                            "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d santri -f $f; done && "
-                            "sudo -u postgres psql -X -q -d santri -c \"CREATE TABLE pgops.bench_history AS "
+    dexec("pgops-bench-db", REVERT_V6_V8 + "\"CREATE TABLE pgops.bench_history AS "
                             "SELECT * FROM pgops.schema_history WHERE version::int >= 6; DELETE FROM "
                             "pgops.schema_history WHERE version::int >= 6\"")
     t0 = time.time()
