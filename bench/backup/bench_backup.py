@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/backup/bench_backup.py [--size-mb 1024] [--jobs 2] [--datagen auto|santri|builtin]
     .venv/bin/python bench/backup/bench_backup.py --dsn "$(.venv/bin/python bench/sample_db.py up | tail -1)"
+    ... [--quick] [--module-runs N]   # only pg_dump -Fc vs the module, N runs per module mode
 
 Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
 (the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
@@ -108,6 +109,9 @@ def main():
     ap.add_argument("--size-mb", type=int, default=1024, help="target database size (default 1024)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--datagen", choices=["auto", "santri", "builtin"], default="auto")
+    ap.add_argument("--module-runs", type=int, default=2,
+                    help="runs of pg_backup per mode (compress while dumping / after), alternating (default 2)")
+    ap.add_argument("--quick", action="store_true", help="only the runbook's pg_dump -Fc and the module runs")
     ap.add_argument("--dsn", help="an existing database to dump (e.g. bench/sample_db.py up); "
                                   "restores go to new databases of the same cluster")
     args = ap.parse_args()
@@ -155,6 +159,8 @@ def main():
             ("-Fd -j%d -Z0 (no compression)" % j, "pg_dump -Fd -j%d -Z0 -f {o} %s" % (j, d), "dir0",
              "pg_restore -f /dev/null {o}", "pg_restore -j%d -d {t} {o}" % j),
         ]
+        if args.quick:
+            methods = [(name, dump, out, verify, None) for name, dump, out, verify, _r in methods[:1]]
         rows = []
         for idx, (name, dump, out, verify, restore) in enumerate(methods):
             o = os.path.join(work, out)
@@ -176,16 +182,31 @@ def main():
             print("  measured: %s %s" % (name, json.dumps(dict((k, round(v, 2) if isinstance(v, float) else v)
                                                                 for k, v in row.items() if k != "method"))), flush=True)
 
-        # End to end through the module (row counts in the dump snapshot + checksums + manifest).
-        bdir = os.path.join(work, "module")
-        t = time.monotonic()
-        res = run_module("pg_backup", dict(db.module_params, backup_root=bdir, backup_id="m", jobs=j))
-        e2e_dump = time.monotonic() - t
-        t = time.monotonic()
-        ver = run_module("pg_backup_verify", dict(path=res["path"]))
-        e2e_verify = time.monotonic() - t
-        if res["failed"] or ver["failed"]:
-            raise SystemExit("module run failed: %s %s" % (res.get("msg"), ver.get("msg")))
+        # End to end through the module (row counts in the dump snapshot + checksums + manifest), the
+        # default (table files compressed while pg_dump writes them) alternating with compress-after-dump.
+        runs = {True: [], False: []}
+        for i in range(args.module_runs):
+            for stream in ((True, False) if i % 2 == 0 else (False, True)):
+                bdir = os.path.join(work, "module-%d-%s" % (i, stream))
+                t = time.monotonic()
+                res = run_module("pg_backup", dict(db.module_params, backup_root=bdir, backup_id="m", jobs=j,
+                                                   compress_while_dumping=stream))
+                wall = time.monotonic() - t
+                if res["failed"]:
+                    raise SystemExit("module run failed: %s" % res.get("msg"))
+                t = time.monotonic()
+                ver = run_module("pg_backup_verify", dict(path=res["path"]))
+                if ver["failed"]:
+                    raise SystemExit("verify failed: %s" % ver.get("msg"))
+                runs[stream].append(dict(wall=wall, verify=time.monotonic() - t, man=res["manifest"]))
+                print("  measured: pg_backup compress_while_dumping=%s %s" % (stream, json.dumps(dict(
+                    wall_s=round(wall, 2), dump_duration_s=res["manifest"]["dump_duration_s"],
+                    compressed_while_dumping=res["manifest"].get("compressed_while_dumping")))), flush=True)
+                subprocess.run(["rm", "-rf", bdir])
+
+        def median(stream, key):
+            vals = sorted(r["man"]["dump_duration_s"] if key == "dump" else r[key] for r in runs[stream])
+            return vals[len(vals) // 2]
 
         base = rows[0]
         print()
@@ -201,23 +222,29 @@ def main():
                 row["verify_s"],
                 "%.1f" % row["restore_s"] if "restore_s" in row else "-",
                 "%.2fx" % (base["restore_s"] / row["restore_s"]) if "restore_s" in row else "-"))
-        man = res["manifest"]
-        print("| pgops.deploy.pg_backup default (-Fd -j%d -Z0, then zstd -1 per data file), its pg_dump + zstd "
-              "| %.1f | %.2fx | %.0f | %.2fx | - | - | - |"
-              % (j, man["dump_duration_s"], base["dump_s"] / man["dump_duration_s"], man["dump_size"] / 1048576.0,
-                 man["dump_size"] / float(base["size"])))
-        print("| same, the whole module run (+ globals, row counts, checksums, manifest) | %.1f | %.2fx | %.0f | %.2fx "
-              "| %.1f | - | - |" % (e2e_dump, base["dump_s"] / e2e_dump, man["dump_size"] / 1048576.0,
-                                   man["dump_size"] / float(base["size"]), e2e_verify))
-        print("  (module: %d data files, zstd %.1f s of it, exact row counts %.1f s in the dump's snapshot)"
-              % (man.get("compressed_files", 0), man.get("compress_duration_s", 0), man.get("count_duration_s", 0)))
+        man = runs[True][-1]["man"]
+        for stream, label in ((True, "default: table files compressed while pg_dump writes them"),
+                              (False, "compress_while_dumping=false: zstd after pg_dump")):
+            dump_s, wall = median(stream, "dump"), median(stream, "wall")
+            print("| pgops.deploy.pg_backup -Fd -j%d -Z0 + zstd -1, %s: pg_dump + zstd (median of %d) | %.1f | %.2fx "
+                  "| %.0f | %.2fx | - | - | - |" % (j, label, len(runs[stream]), dump_s, base["dump_s"] / dump_s,
+                                                    man["dump_size"] / 1048576.0, man["dump_size"] / float(base["size"])))
+            print("| same, the whole module run (+ globals, row counts, checksums, manifest) | %.1f | %.2fx | %.0f "
+                  "| %.2fx | %.1f | - | - |" % (wall, base["dump_s"] / wall, man["dump_size"] / 1048576.0,
+                                               man["dump_size"] / float(base["size"]), median(stream, "verify")))
+        print("  (module: %d data files, %s compressed while pg_dump wrote them, zstd %.1f s after pg_dump, "
+              "exact row counts %.1f s in the dump's snapshot)"
+              % (man.get("compressed_files", 0), man.get("compressed_while_dumping", 0),
+                 man.get("compress_duration_s", 0), man.get("count_duration_s", 0)))
         print()
         print("targets: dump >= 3x faster, size <= 1.1x, restore >= 1.5x faster than `pg_dump -Fc` / `pg_restore`")
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
         with open(os.path.join(ROOT, "bench", "results", "backup.json"), "w") as fh:
             json.dump(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows,
-                           module=dict(dump_s=e2e_dump, verify_s=e2e_verify, size=man["dump_size"],
-                                       dump_duration_s=man["dump_duration_s"])),
+                           module=dict((("compress_while_dumping" if k else "compress_after_dump"),
+                                        dict(wall_s=[r["wall"] for r in v], verify_s=[r["verify"] for r in v],
+                                             dump_duration_s=[r["man"]["dump_duration_s"] for r in v],
+                                             size=v[-1]["man"]["dump_size"])) for k, v in runs.items())),
                       fh, indent=2)
     finally:
         if not args.dsn:

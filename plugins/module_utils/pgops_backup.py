@@ -181,10 +181,14 @@ def zstd_decompress_files_argv(outdir, paths):
     return ["zstd", "-q", "-d", "--output-dir-flat", outdir, "--"] + list(paths)
 
 
-def files_route_commands(dump_path, level, threads):
-    """What the files route runs after pg_dump, for humans (check mode, `commands`)."""
-    return "zstd -q -%d -T%d --rm -- %s/*.dat  (every data file; toc.dat and blobs.toc stay uncompressed)" % (
+def files_route_commands(dump_path, level, threads, streaming=False):
+    """What the files route runs besides pg_dump, for humans (check mode, `commands`)."""
+    after = "zstd -q -%d -T%d --rm -- %s/*.dat  (every data file; toc.dat and blobs.toc stay uncompressed)" % (
         level, threads, dump_path)
+    if not streaming:
+        return after
+    return ("zstd -q -%d -T%d -c < %s/<id>.dat > <id>.dat.zst  (each table file while pg_dump writes it), then %s"
+            % (level, threads, dump_path, after.replace("every data file", "the data files left")))
 
 
 def toc_data_ids(listing):
@@ -593,10 +597,10 @@ def compress_data_files(dump_dir, level, threads):
     """The `files` route after `pg_dump -Fd -Z0`: `<id>.dat` -> `<id>.dat.zst` for every data file.
 
     One zstd process at a time with -T<threads> (the measured variant), ZSTD_BATCH files each.
-    Returns (raw_bytes of the whole directory before compression, number of files, zstd exit status).
+    Returns (raw bytes of the directory's files not compressed yet, number of files, zstd exit status).
     Raises BackupError when any zstd run fails (the caller removes the half-compressed dump).
     """
-    raw = path_size(dump_dir)
+    raw = path_size(dump_dir) - sum(os.path.getsize(f) for f in compressed_data_files(dump_dir))
     files = dump_data_files(dump_dir)
     old = os.umask(0o077)
     try:

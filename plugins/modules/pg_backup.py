@@ -22,9 +22,11 @@ description:
   - Pipes (C(pg_dump -Z0 | zstd)) keep every stage's exit status; a failure in any stage fails the backup,
     removes the partial dump and marks the manifest C(failed).
   - Directory format with zstd on pg_dump older than 16 (the default when a C(zstd) program is on the PATH)
-    runs C(pg_dump -Fd -jN -Z0), then compresses every data file C(<id>.dat) to C(<id>.dat.zst) with
-    C(zstd -q -<level> -T<threads> --rm); C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents
-    stays readable. The manifest records C(compression_via=files) and the uncompressed size, the sha256 checksums
+    runs C(pg_dump -Fd -jN -Z0) and compresses every data file C(<id>.dat) to C(<id>.dat.zst) with
+    C(zstd -q -<level> -T<threads>). With O(jobs) > 1 each table file is compressed while pg_dump still writes it
+    (followed like C(tail -f); it ends at pg_dump's C(finished item <id>) or pg_dump's exit, and the raw file is
+    removed only after zstd exited 0); files not caught that way (large objects) are compressed after pg_dump.
+    C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents stays readable. The manifest records C(compression_via=files) and the uncompressed size, the sha256 checksums
     cover the C(.dat.zst) files. A failed pg_dump or zstd fails the backup like a failed pipe stage.
   - Progress (bytes written, tables dumped) is written to C(progress.json) every 2 seconds for pollers.
   - The backup is NOT verified by this module (C(verified=false)); run M(pgops.deploy.pg_backup_verify).
@@ -69,6 +71,12 @@ options:
     description: zstd threads (C(-T)) for the zstd pipe and for compressing data files; C(0) uses every CPU.
     type: int
     default: 0
+  compress_while_dumping:
+    description:
+      - Directory dumps with zstd on the data files and O(jobs) > 1 compress each table file while pg_dump still
+        writes it (see the notes). C(false) compresses them after pg_dump exited, as on a serial dump.
+    type: bool
+    default: true
   size_factor:
     description: Expected dump size as a fraction of C(pg_database_size) for the free-space preflight.
     type: float
@@ -192,6 +200,7 @@ from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     Pipeline, checksum_files, compress_data_files, compressor_argv, count_rows, database_facts, dump_name,
     files_route_commands, human, iso, make_backup_id, path_size, pg_dump_argv, pg_env, preflight_space, remove_path,
     resolve_compression, run_checked, tree_checksum, utc_now, write_json)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup_stream import StreamingZstd
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec)
 
@@ -324,7 +333,7 @@ class Backup(object):
             dump_stages.append(compressor_argv(comp, level, threads))
         self.result["commands"] = [" ".join(s) for s in dump_stages]
         if via == "files":
-            self.result["commands"].append(files_route_commands(dump_path, level, threads))
+            self.result["commands"].append(files_route_commands(dump_path, level, threads, streaming=jobs > 1 and p["compress_while_dumping"]))
         if self.module.check_mode:
             self.result.update(changed=True, msg="would back up %s to %s (%s)" % (dbname, dump_path, msg))
             self.result["queries"] = self.session.queries
@@ -402,17 +411,30 @@ class Backup(object):
             stages.append(compressor_argv(comp, level, threads))
         self.result["commands"] = self.result["commands"][:1 if p["dump_globals"] else 0] + [
             " | ".join(" ".join(s) for s in stages)]
+        # A parallel directory dump says which table file is complete (`finished item <id>`), so its table
+        # files are compressed while pg_dump writes the others; a serial one is compressed after it.
+        streamer = StreamingZstd(dump_path, level, threads) if (
+            via == "files" and jobs > 1 and p["compress_while_dumping"]) else None
         if via == "files":
-            self.result["commands"].append(files_route_commands(dump_path, level, threads))
+            self.result["commands"].append(files_route_commands(dump_path, level, threads,
+                                                                streaming=streamer is not None))
         progress = Progress(os.path.join(bdir, PROGRESS), dump_path, tables_total)
+
+        def on_stderr(idx, line):
+            progress.on_stderr(idx, line)
+            if streamer is not None:
+                streamer.on_stderr(idx, line)
+
         old = os.umask(0o077)
         try:
             pipe = Pipeline(stages, env=env, stdout_path=dump_path if via == "pipe" else None,
-                            on_stderr=progress.on_stderr)
+                            on_stderr=on_stderr)
             t_dump = time.monotonic()
             pipe.start()
         finally:
             os.umask(old)
+        if streamer is not None:
+            streamer.start()
         ticker = threading.Thread(target=progress.loop)
         ticker.daemon = True
         ticker.start()
@@ -425,6 +447,8 @@ class Backup(object):
         except Exception as exc:  # the dump must not outlive a failed count
             pipe.kill()
             pipe.wait()
+            if streamer is not None:
+                streamer.abort()
             progress.stop.set()
             self.session.rollback()
             raise BackupError("row counts in the dump snapshot failed: %s" % exc)
@@ -432,18 +456,32 @@ class Backup(object):
         self.session.rollback()  # release the snapshot only after pg_dump finished
         err = pipe.failure(rcs)
         manifest["exit_status"] = dict((os.path.basename(s[0]), rc) for s, rc in zip(stages, rcs))
+        streamed, t_zst = (0, 0), time.monotonic()
+        if streamer is not None:
+            if err:
+                streamer.abort()
+            else:
+                progress.phase = "compress"
+                try:
+                    streamed = streamer.finish()
+                except RuntimeError as exc:
+                    err = "compressing the table files with zstd while pg_dump wrote them failed: %s" % exc
+                manifest["exit_status"]["zstd"] = streamer.exit_status() or (1 if err else 0)
         if not err and via == "files":
-            # pg_dump -Z0 succeeded; now <id>.dat -> <id>.dat.zst (toc.dat and blobs.toc stay readable).
+            # pg_dump -Z0 succeeded; the data files not compressed yet: <id>.dat -> <id>.dat.zst (toc.dat and
+            # blobs.toc stay readable).
             progress.phase = "compress"
-            t_zst = time.monotonic()
             try:
-                raw, nfiles, manifest["exit_status"]["zstd"] = compress_data_files(dump_path, level, threads)
+                raw, nfiles, rc = compress_data_files(dump_path, level, threads)
+                manifest["exit_status"]["zstd"] = max(rc, manifest["exit_status"].get("zstd", 0))
             except BackupError as exc:
                 manifest["exit_status"]["zstd"] = getattr(exc, "rc", 1)
                 err = str(exc)
             else:
+                raw += streamed[0]
                 manifest.update(dump_uncompressed_size=raw, dump_uncompressed_size_human=human(raw),
-                                compressed_files=nfiles, compress_duration_s=round(time.monotonic() - t_zst, 3))
+                                compressed_files=nfiles + streamed[1], compressed_while_dumping=streamed[1],
+                                compress_duration_s=round(time.monotonic() - t_zst, 3))
         manifest["dump_duration_s"] = round(time.monotonic() - t_dump, 3)
         progress.stop.set()
         ticker.join(5)
@@ -504,6 +542,7 @@ def main():
         compressor=dict(type="str", default="auto", choices=["auto", "zstd", "gzip", "none"]),
         compress_level=dict(type="int"),
         compress_threads=dict(type="int", default=0),
+        compress_while_dumping=dict(type="bool", default=True),
         size_factor=dict(type="float", default=0.6),
         raw_size_factor=dict(type="float", default=1.0),
         min_free_mb=dict(type="int", default=64),

@@ -362,7 +362,7 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
     assert (man["compressor"], man["compression_level"], man["compression_via"]) == ("zstd", 1, "files")
     assert man["jobs"] == 2 and man["compress_threads"] == 2 and man["exit_status"] == {"pg_dump": 0, "zstd": 0}
     assert any("--compress=0" in c and "--jobs=2" in c for c in r["commands"])
-    assert any(c.startswith("zstd -q -1 -T2 --rm") for c in r["commands"])
+    assert any(c.startswith("zstd -q -1 -T2 -c < ") and "--rm" in c for c in r["commands"])
     ddir = os.path.join(r["path"], "db.dir")
     names = sorted(os.listdir(ddir))
     data = [n for n in names if n.endswith(".dat.zst")]
@@ -372,12 +372,15 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
         assert man["files"]["db.dir/" + name]["size"] == os.path.getsize(os.path.join(ddir, name))
         assert mode(os.path.join(ddir, name)) == 0o600
     assert man["dump_uncompressed_size"] > 2 * man["dump_size"]
-    # The TOC stays readable by pg_restore and zstd agrees with the recorded uncompressed size.
+    # The TOC stays readable by pg_restore and the data files decode to the recorded uncompressed size
+    # (files compressed while pg_dump wrote them carry no size in their zstd header).
     toc = subprocess.run(["pg_restore", "--list", ddir], capture_output=True, text=True)
     assert toc.returncode == 0 and "TABLE DATA public schools" in toc.stdout
-    listed = subprocess.run(["zstd", "-lv"] + [os.path.join(ddir, n) for n in data], capture_output=True, text=True)
-    raw = sum(int(x) for x in __import__("re").findall(r"Decompressed Size:.*\((\d+) B\)", listed.stdout))
+    raw = sum(len(subprocess.run(["zstd", "-dc", os.path.join(ddir, n)], capture_output=True, check=True).stdout)
+              for n in data)
     assert raw + os.path.getsize(os.path.join(ddir, "toc.dat")) == man["dump_uncompressed_size"]
+    # jobs=2: the table files went through zstd while pg_dump was still running (the watcher polls every 50 ms).
+    assert 1 <= man["compressed_while_dumping"] <= man["compressed_files"]
 
     # Verify: checksums, TOC + zstd -t of every block, and a parallel restore test; no temp dir left.
     v = run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
@@ -446,6 +449,20 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
     read = run_module("pg_backup_verify", dict(path=r["path"], checks=["read"], update_manifest=False,
                                                mark_latest=False))
     assert read["failed"] and "lists data files that are missing: %s" % os.path.basename(victim) in read["msg"]
+
+
+def test_compress_while_dumping_false_compresses_after_pg_dump(gis_db, bdir):
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="after", jobs=2,
+                                     compress_threads=2, compress_while_dumping=False))
+    assert not r["failed"], r["msg"]
+    man = r["manifest"]
+    assert man["compression_via"] == "files" and man["compressed_while_dumping"] == 0
+    assert man["compressed_files"] == 4 and man["exit_status"] == {"pg_dump": 0, "zstd": 0}
+    assert r["commands"][-1].startswith("zstd -q -1 -T2 --rm -- ")
+    assert not [n for n in os.listdir(r["dump_path"]) if n.endswith(".dat") and n != "toc.dat"]
+    v = run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                            checks=["checksums", "read", "restore"]))
+    assert not v["failed"], v["msg"]
 
 
 def test_directory_gzip_still_works_and_auto_uses_it_without_zstd(gis_db, bdir, monkeypatch):
