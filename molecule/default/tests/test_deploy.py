@@ -84,20 +84,25 @@ def test_second_deploy_through_ansible_runner_applies_nothing_and_reuses_the_rel
     assert views["public.mv_santri_stats_kabupaten"]["rows_after"] > 0
 
 
-def test_third_deploy_with_the_default_backup_policy_dumps_and_skips_the_empty_migrations_phase():
-    """pgops_backup_policy=always (the default): a verified dump even with nothing to migrate; the
-    migrations are planned while the dump runs, so the migrations phase has nothing left to do."""
+def test_third_deploy_with_the_default_backup_policy_changes_nothing_and_dumps_nothing():
+    """pgops_backup_policy=changes (the default): every app host already runs the revision and
+    nothing is pending, so the run takes no dump (an exact row-count snapshot instead), skips the
+    migrations phase and reuses the release."""
     before = latest_report()
+    backups = host(DB).check_output("ls /var/backups/pgops/santri")
     proc = ansible_playbook("deploy.yml", "-e", "pgops_demo_has_data=true", "-e", "app_release_version=v1.1.0")
     assert proc.returncode == 0, proc.stdout[-5000:]
     third = latest_report()
     assert third["run"]["id"] != before["run"]["id"] and third["status"] == "SUCCESS", third["errors"]
     phases = dict((p["name"], p) for p in third["phases"])
-    assert phases["backup"]["status"] == "ok" and third["backup"]["verified"] is True
+    revision = before["releases"][APPS[0]]["revision"]
+    assert phases["backup"]["status"] == "skipped" and not third["backup"], phases["backup"]
+    assert "nothing changes: every app host already runs %s" % revision[:12] in phases["backup"]["message"]
+    assert host(DB).check_output("ls /var/backups/pgops/santri") == backups
     assert phases["migrate"]["status"] == "skipped", phases["migrate"]
     assert "nothing to apply at 8" in phases["migrate"]["message"], phases["migrate"]
     assert third["migrations"]["applied"] == [] and third["migrations"]["pending"] == []
-    # the release was prepared (reused) while the dump ran
-    assert phases["prepare"]["offset_s"] < phases["backup"]["offset_s"] + phases["backup"]["duration_s"]
+    checks = dict((c["name"], c) for c in third["verification"]["checks"])
+    assert checks["row_count:public.santri_pribadi"]["status"] == "ok"
     for name in APPS:
         assert third["releases"][name]["release_id"] == before["releases"][name]["release_id"]

@@ -208,3 +208,19 @@ def test_a_release_failing_its_health_gate_is_rolled_back_and_stops_the_rollout(
     assert len(set(second_releases) - set(second_before)) == 1 and before[second][0] in second_releases, (
         second_before, second_releases)
     assert not host(DB).file(LOCK).exists
+
+
+def test_a_code_only_deploy_after_the_rollback_is_still_backed_up():
+    """pgops_backup_policy=changes (the default). The rolled-back run above left the schema at 8 and
+    both app hosts on v1.0.0, so deploying v1.1.0 changes code only: the run still dumps and verifies
+    (the migrations are planned while the dump runs), skips the empty migrations phase and releases."""
+    proc, report = deploy("-e", "app_release_version=v1.1.0")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["status"] == "SUCCESS", errors(report)
+    status = phases(report)
+    assert status["backup"] == "ok" and report["backup"]["verified"] is True
+    assert status["migrate"] == "skipped" and report["migrations"]["applied"] == []
+    assert status["release"] == "ok" and status["verify"] == "ok"
+    for name in APPS:
+        assert health(name)["version"] == "1.1.0"
+    assert not host(DB).file(LOCK).exists
