@@ -7,7 +7,7 @@ from pgops_testlib import ROOT, run_playbook
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("pgops_backup_policy", "sometimes", "pgops_backup_policy must be 'always'"),
+    ("pgops_backup_policy", "sometimes", "pgops_backup_policy must be 'changes'"),
     ("pgops_build_during_backup", "maybe", "pgops_build_during_backup must be true or false"),
 ])
 def test_a_bad_pipeline_setting_is_refused_before_the_run_starts(tmp_path, name, value, expected):
