@@ -188,3 +188,33 @@ def test_role_upgrades_an_older_postgis_with_the_packaged_scripts(pg_db, tmp_pat
     assert res["result"]["extension_changes"] == [] and res["result"]["applied"] == []
     assert re.search(r"Record that there is nothing to apply\].*\n(.*\n)?ok: \[localhost\]", proc.stdout), proc.stdout[-3000:]
 
+
+
+def test_a_migrate_call_after_the_plan_of_the_same_run_reuses_its_reads(pg_db, tmp_path):
+    """deploy.yml plans (action info) while the dump runs, then migrates in the same run: the migrate
+    call reuses the plan's extension read and its mirror of unchanged files; a changed file is mirrored."""
+    pg_db.psql("CREATE EXTENSION postgis")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "V1__noop.sql").write_text("SELECT 1;\n")
+    vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
+                 postgis_migration_extensions=[{"name": "postgis"}, {"name": "pg_trgm"}])
+    plan = {"name": "Plan first", "ansible.builtin.include_role": {"name": "pgops.deploy.postgis_migration"},
+            "vars": {"postgis_migration_action": "info"}}
+    read = "TASK [pgops.deploy.postgis_migration : Read the extensions the server can install]"
+    mirror = "TASK [pgops.deploy.postgis_migration : Mirror the migration files into"
+    proc, res = play(tmp_path, pg_db, vars_, pre_tasks=[plan])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count(read) == 1 and proc.stdout.count(mirror) == 1, proc.stdout[-4000:]
+    # What the plan read still drives the migrate call: pg_trgm was missing, so it is created now.
+    assert res["result"]["extension_changes"] == ["pg_trgm"], res
+    assert pg_db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == 1
+    assert [a["script"] for a in res["result"]["applied"]] == ["V1__noop.sql"], res
+    # A file changed between the plan and the migrate call of one run: mirrored again, and applied.
+    change = {"name": "Add a migration between the calls", "ansible.builtin.copy": {
+        "dest": str(src / "V2__more.sql"), "content": "SELECT 2;\n", "mode": "0644"}}
+    proc, res = play(tmp_path, pg_db, vars_, pre_tasks=[plan, change], name="play2.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count(mirror) == 2, proc.stdout[-4000:]
+    assert [a["script"] for a in res["result"]["applied"]] == ["V2__more.sql"], res
+    assert sorted(os.listdir(str(tmp_path / "work"))) == ["V1__noop.sql", "V2__more.sql"]
