@@ -447,6 +447,9 @@ def pg_env(params, dbname=None, base=None):
     if params.get("connect_timeout"):
         env["PGCONNECT_TIMEOUT"] = str(params["connect_timeout"])
     env["PGAPPNAME"] = params.get("application_name") or "pgops.deploy"
+    # pg_dump's --verbose lines are parsed (progress, `finished item <id>`): untranslated.
+    env.pop("LC_ALL", None)
+    env["LC_MESSAGES"] = "C"
     if dbname:
         env["PGDATABASE"] = dbname
     return env

@@ -170,7 +170,10 @@ def test_scratch_names_fit_postgres_identifier_limit():
 def test_pg_env_keeps_password_out_of_argv():
     env = b.pg_env(dict(login_host="db", login_port=5433, login_user="u", login_password="s3cret"), "santri", base={})
     assert env == dict(PGHOST="db", PGPORT="5433", PGUSER="u", PGPASSWORD="s3cret", PGAPPNAME="pgops.deploy",
-                       PGDATABASE="santri")
+                       PGDATABASE="santri", LC_MESSAGES="C")
+    # A translated pg_dump would hide the --verbose lines the backup parses.
+    env = b.pg_env(dict(login_host="db"), base={"LC_ALL": "de_DE.UTF-8", "LANG": "de_DE.UTF-8"})
+    assert "LC_ALL" not in env and env["LC_MESSAGES"] == "C" and env["LANG"] == "de_DE.UTF-8"
 
 
 def test_pipeline_keeps_the_failing_stage_exit_status(tmp_path):
