@@ -138,9 +138,6 @@ class StreamingZstd(object):
         self.watcher = threading.Thread(target=self._watch)
         self.watcher.daemon = True
 
-    def command(self):
-        return " ".join(self.zstd_argv) + " < <id>.dat > <id>.dat.zst  (each table file while pg_dump writes it)"
-
     def on_stderr(self, idx, line):
         m = FINISHED.search(line) if idx == 0 else None
         if m:
