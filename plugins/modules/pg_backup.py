@@ -26,8 +26,9 @@ description:
     C(zstd -q -<level> -T<threads>). With O(jobs) > 1 each table file is compressed while pg_dump still writes it
     (followed like C(tail -f); it ends at pg_dump's C(finished item <id>) or pg_dump's exit, and the raw file is
     removed only after zstd exited 0); files not caught that way (large objects) are compressed after pg_dump.
-    C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents stays readable. The manifest records C(compression_via=files) and the uncompressed size, the sha256 checksums
-    cover the C(.dat.zst) files. A failed pg_dump or zstd fails the backup like a failed pipe stage.
+    C(toc.dat) and C(blobs.toc) stay uncompressed so the table of contents stays readable. The manifest records
+    C(compression_via=files) and the uncompressed size, the sha256 checksums cover the C(.dat.zst) files. A failed
+    pg_dump or zstd fails the backup like a failed pipe stage.
   - Progress (bytes written, tables dumped) is written to C(progress.json) every 2 seconds for pollers.
   - The backup is NOT verified by this module (C(verified=false)); run M(pgops.deploy.pg_backup_verify).
 version_added: 0.1.0
@@ -333,7 +334,8 @@ class Backup(object):
             dump_stages.append(compressor_argv(comp, level, threads))
         self.result["commands"] = [" ".join(s) for s in dump_stages]
         if via == "files":
-            self.result["commands"].append(files_route_commands(dump_path, level, threads, streaming=jobs > 1 and p["compress_while_dumping"]))
+            self.result["commands"].append(files_route_commands(
+                dump_path, level, threads, streaming=jobs > 1 and p["compress_while_dumping"]))
         if self.module.check_mode:
             self.result.update(changed=True, msg="would back up %s to %s (%s)" % (dbname, dump_path, msg))
             self.result["queries"] = self.session.queries
