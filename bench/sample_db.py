@@ -49,10 +49,21 @@ def running(state):
     return state and subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(state["port"])]).returncode == 0
 
 
+def pg_ctl(state, *args):
+    cmd = ["pg_ctl", "-D", state["datadir"]] + list(args)
+    subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + cmd,
+                   env=dict(os.environ, PATH="/usr/lib/postgresql/15/bin:" + os.environ["PATH"]))
+
+
 def up(size):
     state = load_state()
     if running(state):
         return state
+    if state and os.path.isdir(state["datadir"]):
+        # Filled before a reboot: start it again instead of filling a new one.
+        pg_ctl(state, "-l", os.path.join(state["basedir"], "postgres.log"), "-w", "start")
+        if running(state):
+            return state
     cluster = PgCluster(basedir="/var/tmp", settings={"maintenance_work_mem": "'256MB'", "max_wal_size": "'4GB'",
                                                       "shared_buffers": "'512MB'"})
     cluster.start()
@@ -77,9 +88,7 @@ def down():
     state = load_state()
     if not state:
         return
-    subprocess.run(["runuser", "-u", "postgres", "--", "pg_ctl", "-D", state["datadir"], "-m", "fast", "stop"]
-                   if os.geteuid() == 0 else ["pg_ctl", "-D", state["datadir"], "-m", "fast", "stop"],
-                   env=dict(os.environ, PATH="/usr/lib/postgresql/15/bin:" + os.environ["PATH"]))
+    pg_ctl(state, "-m", "fast", "stop")
     subprocess.run(["rm", "-rf", state["basedir"], STATE])
 
 
