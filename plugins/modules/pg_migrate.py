@@ -206,6 +206,15 @@ pending:
   returned: always
   type: list
   elements: dict
+planned:
+  description: >-
+    Files that were pending when the run started, in the order they run (without their SQL): the pre-migration
+    plan of a real run, so a caller needs no separate check-mode call (partly applied when the run failed).
+  returned: when action is migrate
+  type: list
+  elements: dict
+  sample: [{version: "7", description: skor updated index, script: V7__skor_updated_index.sql,
+            checksum: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, transactional: false}]
 history:
   description: Rows of the history table (info/validate/verify).
   returned: when action is info, validate or verify
@@ -302,6 +311,7 @@ def do_migrate(module, runner, result):
     result["current_version"]["before"] = st["current"]
     runner.check_state(st)
     pending = runner.select_pending(st)
+    result["planned"] = [_plan_entry(f, False) for f in pending]
     for f in pending:
         f.check_runnable()
     findings, blockers = runner.lint(pending)

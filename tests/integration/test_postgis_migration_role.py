@@ -12,7 +12,8 @@ from pgops_testlib import run_playbook
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "migrations_postgis")
 
 
-def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="play.yml", check=False):
+def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="play.yml", check=False,
+         save_on_failure=False):
     out = str(tmp_path / "result.json")
     role_vars = dict(
         postgis_migration_db=db.name, postgis_migration_login_host=db.host,
@@ -23,6 +24,10 @@ def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="pl
     )
     role_vars.update(extra_vars or {})
     tasks = [{"name": "Run the role", "ansible.builtin.include_role": {"name": "pgops.deploy.postgis_migration"}}]
+    if save_on_failure:  # keep what the role recorded when it fails (deploy.yml's rescue reads the same)
+        tasks = [{"name": "Run the role, keep its record on failure", "block": tasks, "rescue": [
+            {"name": "Note the failure", "ansible.builtin.set_fact": {
+                "postgis_migration_result": "{{ postgis_migration_result | combine({'rescued': true}) }}"}}]}]
     if rollback:
         tasks.append({"name": "Roll back", "ansible.builtin.include_role": {
             "name": "pgops.deploy.postgis_migration", "tasks_from": "rollback"}})
@@ -35,7 +40,7 @@ def play(tmp_path, db, extra_vars=None, pre_tasks=None, rollback=False, name="pl
     path = tmp_path / name
     path.write_text(yaml.safe_dump(playbook, sort_keys=False))
     proc = run_playbook(str(path), check=check)
-    result = json.load(open(out)) if os.path.exists(out) and proc.returncode == 0 else None
+    result = json.load(open(out)) if os.path.exists(out) else None
     if os.path.exists(out):
         os.unlink(out)
     return proc, result
@@ -181,12 +186,15 @@ def test_role_upgrades_an_older_postgis_with_the_packaged_scripts(pg_db, tmp_pat
     assert pg_db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'postgis'") == packaged
     assert pg_db.scalar("SELECT ST_AsText(ST_SetSRID(ST_MakePoint(106.8, -6.2), 4326))") == "POINT(106.8 -6.2)"
     assert res["result"]["extension_changes"] == ["pg_trgm", "postgis (upgrade to the packaged version)"], res
-    # Already at the packaged version: the next run upgrades nothing and makes no runner round trip.
+    # Already at the packaged version: the next run upgrades nothing and makes one runner call (the
+    # apply, which plans itself and finds nothing), no separate plan.
     proc, res = play(tmp_path, pg_db, vars_)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert changed_count(proc.stdout) == 0, proc.stdout[-3000:]
     assert res["result"]["extension_changes"] == [] and res["result"]["applied"] == []
-    assert re.search(r"Record that there is nothing to apply\].*\n(.*\n)?ok: \[localhost\]", proc.stdout), proc.stdout[-3000:]
+    assert res["result"]["pending"] == [] and res["result"]["phase"] == "applied"
+    assert "Plan migrations" not in proc.stdout
+    assert re.search(r"Apply pending migrations[^\n]*\n(.*\n)?ok: \[localhost\]", proc.stdout), proc.stdout[-3000:]
 
 
 
@@ -218,3 +226,41 @@ def test_a_migrate_call_after_the_plan_of_the_same_run_reuses_its_reads(pg_db, t
     assert proc.stdout.count(mirror) == 2, proc.stdout[-4000:]
     assert [a["script"] for a in res["result"]["applied"]] == ["V2__more.sql"], res
     assert sorted(os.listdir(str(tmp_path / "work"))) == ["V1__noop.sql", "V2__more.sql"]
+
+
+@pytest.mark.slow
+def test_a_failing_migration_keeps_the_state_the_runner_planned(pg_db, tmp_path):
+    """A real migrate run plans inside the apply call; when a file fails, the role still records
+    the version before, the planned files and the row counts taken before applying."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "V1__t.sql").write_text("CREATE TABLE IF NOT EXISTS public.t (id int PRIMARY KEY);\n"
+                                   "INSERT INTO public.t VALUES (1), (2), (3);\n")
+    vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
+                 postgis_migration_manage_extensions=False)
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert res["result"]["version_after"] == "1" and res["result"]["pending"] == ["V1__t.sql"]
+    assert res["result"]["touched_tables"] == {"public.t": None}
+    assert "Plan migrations" not in proc.stdout  # one runner call: the apply plans itself
+
+    (src / "V2__bad.sql").write_text("INSERT INTO public.t VALUES (4);\nSELECT 1 / 0;\n")
+    (src / "V3__later.sql").write_text("INSERT INTO public.t VALUES (5);\n")
+    proc, res = play(tmp_path, pg_db, vars_, save_on_failure=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    r = res["result"]
+    assert r["rescued"] is True and r["phase"] == "failed", r
+    assert r["version_before"] == "1" and r["applied"] == []
+    assert r["pending"] == ["V2__bad.sql", "V3__later.sql"]
+    assert r["touched_tables"] == {"public.t": 3}
+    assert "V2__bad.sql" in r["error"] and "division by zero" in r["error"], r["error"]
+    assert pg_db.scalar("SELECT count(*) FROM public.t") == 3  # the failed file was rolled back
+
+    # A dry run still plans with a separate read-only call and applies nothing.
+    (src / "V2__bad.sql").write_text("INSERT INTO public.t VALUES (4);\n")
+    proc, res = play(tmp_path, pg_db, vars_, check=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Plan migrations" in proc.stdout
+    assert res["result"]["phase"] == "dry-run" and res["result"]["pending"] == ["V2__bad.sql", "V3__later.sql"]
+    assert res["result"]["touched_tables"] == {"public.t": 3}
+    assert pg_db.scalar("SELECT count(*) FROM public.t") == 3
