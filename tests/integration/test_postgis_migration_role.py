@@ -7,6 +7,7 @@ import re
 import pytest
 import yaml
 
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_migrate_runner import advisory_key
 from pgops_testlib import run_playbook
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "migrations_postgis")
@@ -264,3 +265,38 @@ def test_a_failing_migration_keeps_the_state_the_runner_planned(pg_db, tmp_path)
     assert res["result"]["phase"] == "dry-run" and res["result"]["pending"] == ["V2__bad.sql", "V3__later.sql"]
     assert res["result"]["touched_tables"] == {"public.t": 3}
     assert pg_db.scalar("SELECT count(*) FROM public.t") == 3
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_before_reading_the_version_is_not_rolled_back_to_zero(pg_db, tmp_path):
+    """The runner cannot take its lock (another runner holds it), so it reads nothing and applies
+    nothing: the record says the version is unknown, and the rollback refuses instead of reverting
+    everything down to 0 (which is what an unknown version_before would otherwise mean)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "V1__t.sql").write_text("CREATE TABLE IF NOT EXISTS public.t (id int PRIMARY KEY);\n")
+    (src / "R1__t.sql").write_text("DROP TABLE IF EXISTS public.t;\n")
+    vars_ = dict(postgis_migration_source_dir=str(src), postgis_migration_require_backup=False,
+                 postgis_migration_manage_extensions=False)
+    proc, res = play(tmp_path, pg_db, vars_)
+    assert proc.returncode == 0 and res["result"]["version_after"] == "1", proc.stdout[-3000:]
+    assert res["result"]["version_read"] is True
+
+    (src / "V2__u.sql").write_text("CREATE TABLE IF NOT EXISTS public.u (id int);\n")
+    holder = pg_db.connect()
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (advisory_key("pgops", "schema_history"),))
+        vars_.update(postgis_migration_lock_wait=1)
+        proc, res = play(tmp_path, pg_db, vars_, save_on_failure=True)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        r = res["result"]
+        assert r["phase"] == "failed" and r["version_read"] is False and r["version_before"] is None, r
+        assert "lock" in r["error"], r["error"]
+        proc, res = play(tmp_path, pg_db, vars_, save_on_failure=True, rollback=True)
+    finally:
+        holder.close()
+    assert proc.returncode != 0
+    assert "failed before it read the schema version" in proc.stdout, proc.stdout[-3000:]
+    assert "Nothing was reverted" in proc.stdout
+    assert pg_db.scalar("SELECT to_regclass('public.t') IS NOT NULL") is True  # V1 still there
+    assert pg_db.scalar("SELECT max(version::int) FROM pgops.schema_history WHERE success") == 1
