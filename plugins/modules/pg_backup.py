@@ -119,6 +119,23 @@ options:
     description: Extra keys stored under C(extra) in the manifest (deploy id, operator...).
     type: dict
     default: {}
+  nice:
+    description:
+      - CPU priority of the dump, 0 (unchanged) to 19 (lowest). The module process lowers its own priority
+        before the dump, so pg_dump, zstd and the followers run at it; a dump then yields the CPU to the live site
+        (and to a deploy building its release meanwhile) and is only slower while something else needs the CPU.
+      - The Linux I/O schedulers that honour I/O priorities (BFQ) derive a lower best-effort I/O priority from it.
+    type: int
+    default: 0
+  nice_server_backends:
+    description:
+      - With O(nice) > 0, also renice the server backends that run pg_dump's C(COPY) (found by pg_dump's
+        C(application_name), C(<application_name> pg_dump <backup_id>)) and the backend of the module's row counts.
+        Only backends on this host whose process title shows the same client, and only when this OS user may
+        (the server's user, for example C(postgres), or root); otherwise the result lists why each was skipped.
+      - They are the larger part of a dump's CPU time. They exit with the dump; niceness is only ever raised.
+    type: bool
+    default: true
 notes:
   - Check mode connects, computes the preflight estimate and returns the planned commands without writing anything.
 """
@@ -184,6 +201,14 @@ queries:
   description: SQL statements executed.
   returned: always
   type: list
+priority:
+  description:
+    - With O(nice) > 0, the niceness read back from the kernel - C(module) (this process), C(pg_dump), C(backends)
+      (C(pid), C(nice) of each reniced server backend) - and C(skipped) (why a backend was not reniced). Also in
+      the manifest.
+  returned: success, when O(nice) > 0
+  type: dict
+  sample: {"nice": 10, "module": 10, "pg_dump": 10, "backends": [{"pid": 4242, "nice": 10}], "skipped": []}
 """
 
 import getpass
@@ -201,9 +226,11 @@ from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     Pipeline, checksum_files, compress_data_files, compressor_argv, count_rows, database_facts, dump_name,
     files_route_commands, human, iso, make_backup_id, path_size, pg_dump_argv, pg_env, preflight_space, remove_path,
     resolve_compression, run_checked, tree_checksum, utc_now, write_json)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup_priority import (
+    NICE_MAX, BackendRenicer, dump_application_name, lower_own_priority)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup_stream import StreamingZstd
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
-    PgSession, postgres_common_argument_spec)
+    ConnectFailed, PgSession, postgres_common_argument_spec, try_session)
 
 
 def tool(bindir, name):
@@ -286,6 +313,8 @@ class Backup(object):
         if p["jobs"] < 0 or p["compress_threads"] < 0:
             self.fail("jobs and compress_threads must be >= 0 (0 = every CPU), got jobs=%s compress_threads=%s"
                       % (p["jobs"], p["compress_threads"]))
+        if not 0 <= p["nice"] <= NICE_MAX:
+            self.fail("nice must be between 0 (unchanged) and %d (lowest priority), got %s" % (NICE_MAX, p["nice"]))
         if p["size_factor"] <= 0 or p["raw_size_factor"] <= 0:
             self.fail("size_factor and raw_size_factor must be > 0, got %s and %s"
                       % (p["size_factor"], p["raw_size_factor"]))
@@ -372,6 +401,8 @@ class Backup(object):
             self.result["manifest_path"] = mpath
             self.fail("Backup of %s FAILED (nothing marked latest; partial files removed; manifest %s says failed): %s"
                       % (dbname, mpath, exc))
+        if "priority" in manifest:
+            self.result["priority"] = manifest["priority"]
         self.result.update(manifest_path=mpath, manifest=manifest, checksum=manifest["checksum"],
                            queries=self.session.queries,
                            msg="backup %s of %s: %s in %.1fs (not verified yet)"
@@ -381,6 +412,10 @@ class Backup(object):
     def backup(self, manifest, bdir, dump_path, env, jobs, comp, level, via, threads, pg_dump):
         p = self.p
         t_start = time.monotonic()
+        priority = None
+        if p["nice"] > 0:
+            priority = dict(nice=p["nice"], module=lower_own_priority(p["nice"]), backends=[], skipped=[])
+            manifest["priority"] = priority
         if p["dump_globals"]:
             argv = [tool(p["pg_bindir"], "pg_dumpall"), "--no-password", "--globals-only",
                     "--file=%s" % os.path.join(bdir, GLOBALS_FILE)]
@@ -399,6 +434,9 @@ class Backup(object):
             manifest["globals"] = GLOBALS_FILE
         self.app_state(manifest, bdir)
 
+        renicer = self.backend_renicer(priority, manifest, jobs)
+        if renicer is not None:
+            env = dict(env, PGAPPNAME=renicer.application_name)
         # Snapshot: hold a REPEATABLE READ transaction, export its snapshot to pg_dump, count in it.
         self.session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = self.session.scalar("SELECT pg_catalog.pg_export_snapshot()")
@@ -437,6 +475,10 @@ class Backup(object):
             os.umask(old)
         if streamer is not None:
             streamer.start()
+        if priority is not None:
+            priority["pg_dump"] = os.getpriority(os.PRIO_PROCESS, pipe.procs[0].pid)
+        if renicer is not None:
+            renicer.start()
         ticker = threading.Thread(target=progress.loop)
         ticker.daemon = True
         ticker.start()
@@ -451,11 +493,15 @@ class Backup(object):
             pipe.wait()
             if streamer is not None:
                 streamer.abort()
+            if renicer is not None:
+                renicer.finish()
             progress.stop.set()
             self.session.rollback()
             raise BackupError("row counts in the dump snapshot failed: %s" % exc)
         rcs = pipe.wait()
         self.session.rollback()  # release the snapshot only after pg_dump finished
+        if renicer is not None:
+            priority.update(renicer.finish())
         err = pipe.failure(rcs)
         manifest["exit_status"] = dict((os.path.basename(s[0]), rc) for s, rc in zip(stages, rcs))
         streamed, t_zst = (0, 0), time.monotonic()
@@ -510,6 +556,20 @@ class Backup(object):
         write_json(os.path.join(bdir, MANIFEST), manifest)
         progress.write("done")  # last: a poller waiting for "done" finds the module about to exit
 
+    def backend_renicer(self, priority, manifest, jobs):
+        """A watcher that renices the dump's server backends (own connection), or None."""
+        if priority is None or not self.p["nice_server_backends"]:
+            return None
+        own = self.session.scalar("SELECT pg_catalog.pg_backend_pid()", record=False)
+        try:
+            session = try_session(self.module, dbname=manifest["database"])
+        except ConnectFailed as exc:
+            priority["skipped"].append("no connection to find the backends: %s" % exc)
+            return None
+        leader_and_workers = jobs + 1 if manifest["format"] == "directory" and jobs > 1 else 1
+        return BackendRenicer(session, dump_application_name(self.p["application_name"], manifest["backup_id"]),
+                              own, leader_and_workers + 1, self.p["nice"])
+
     def app_state(self, manifest, bdir):
         p = self.p
         target = os.path.join(bdir, APP_STATE_FILE)
@@ -555,6 +615,8 @@ def main():
         app_revision=dict(type="str", default="unknown"),
         pg_bindir=dict(type="path"),
         extra_manifest=dict(type="dict", default={}),
+        nice=dict(type="int", default=0),
+        nice_server_backends=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("app_state_paths", "app_state_archive")])

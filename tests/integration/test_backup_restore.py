@@ -131,6 +131,9 @@ def test_backup_role_writes_verified_manifest_and_detects_corruption(gis_db, bdi
     assert man["matview_row_counts"]["public.mv_region_stats"] == 60
     assert man["extensions"]["postgis"] == man["postgis_version"] and man["postgis_version"]
     assert man["server_version_num"] >= 150000 and man["app_revision"] == "abc1234"
+    # The role's default backup_nice 10: the module, pg_dump and the server backends it found ran at it.
+    assert man["priority"]["nice"] == man["priority"]["module"] == man["priority"]["pg_dump"] == 10
+    assert man["priority"]["backends"] and {b["nice"] for b in man["priority"]["backends"]} == {10}
     # Default on pg_dump 15 with zstd installed: -Fd -Z0, then zstd -1 on every data file.
     assert man["format"] == "directory" and man["compressor"] == "zstd" and man["compression_level"] == 1
     assert man["compression_via"] == "files" and man["exit_status"] == {"pg_dump": 0, "zstd": 0}
@@ -463,6 +466,46 @@ def test_compress_while_dumping_false_compresses_after_pg_dump(gis_db, bdir):
     v = run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
                                             checks=["checksums", "read", "restore"]))
     assert not v["failed"], v["msg"]
+
+
+def test_nice_lowers_the_priority_of_the_dump_and_of_the_backends_serving_it(gis_db, bdir):
+    """nice=12: while pg_dump waits for a table lock the test holds, its server backend (found by its
+    application_name) and the module's row-count backend already run at nice 12, read from the kernel."""
+    holder = gis_db.connect(autocommit=False)
+    holder.cursor().execute("LOCK TABLE schools IN ACCESS EXCLUSIVE MODE")
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(r=run_module("pg_backup", dict(
+        gis_db.module_params, backup_root=bdir, backup_id="nice", jobs=2, compress_threads=2, nice=12))))
+    worker.start()
+    try:
+        def waiting_backends():
+            rows = gis_db.query("SELECT pid, application_name FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                "AND datname = current_database()")
+            names = sorted(r[1] for r in rows)
+            return rows if len(rows) == 2 and names == ["pgops.deploy", "pgops.deploy pg_dump nice"] else None
+
+        blocked = wait_for(waiting_backends, timeout=30, what="pg_dump and the row counts waiting for the lock")
+        wait_for(lambda: {os.getpriority(os.PRIO_PROCESS, pid) for pid, _name in blocked} == {12}, timeout=10,
+                 what="both backends reniced to 12")
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(120)
+    r = done["r"]
+    assert not r["failed"], r["msg"]
+    prio = r["priority"]
+    assert (prio["nice"], prio["module"], prio["pg_dump"], prio["skipped"]) == (12, 12, 12, [])
+    reniced = dict((b["pid"], b["nice"]) for b in prio["backends"])
+    assert {pid for pid, _name in blocked} <= set(reniced) and set(reniced.values()) == {12}
+    assert r["manifest"]["priority"] == prio
+    # The backends exited with the dump; the test's own connections were never touched.
+    assert gis_db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '% pg_dump nice'") == 0
+
+    plain = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="plain", jobs=2))
+    assert not plain["failed"] and "priority" not in plain and "priority" not in plain["manifest"]
+    bad = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="bad", nice=20))
+    assert bad["failed"] and "nice must be between 0 (unchanged) and 19 (lowest priority), got 20" in bad["msg"]
+    assert not os.path.exists(os.path.join(bdir, "bad"))
 
 
 def test_directory_gzip_still_works_and_auto_uses_it_without_zstd(gis_db, bdir, monkeypatch):
