@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full deploy vs the runbook's bare commands, side by side on the same data (not run in CI).
 
-    .venv/bin/python bench/deploy/bench_deploy.py [--rows 1700000] [--keep]
+    .venv/bin/python bench/deploy/bench_deploy.py [--rows 1700000] [--rounds 3] [--keep]
 
 On fresh containers (pgops-bench-db, -app1, -app2; images from `make testbed`):
   1. prepare + deploy v1.0.0 + generate --rows santri (1.7 M rows ~ 1.1 GB),
@@ -12,9 +12,11 @@ On fresh containers (pgops-bench-db, -app1, -app2; images from `make testbed`):
   4. runbook:   pg_dump -Fc; psql -v ON_ERROR_STOP=1 -f V6..V8; on each app host
                 git clone + python -m venv + pip install -r requirements.txt
                 + systemctl restart + curl /health   (the same work, done by hand)
+     rounds:    steps 2-4 again --rounds - 1 times with the default only (reset, deploy, reset,
+                runbook), so that every ratio compares two runs minutes apart; prints the median
   5. re-runs:   deploy.yml v1.1.0 again (nothing to migrate, same release), with the default
                 pgops_backup_policy=changes (nothing changes: no dump) and =always (dump anyway)
-Prints a table and the ratios pipeline / runbook (target <= 1.3) and the no-change
+Prints a table and the ratios pipeline / runbook (target <= 1.3), per round, and the no-change
 re-run time (target < 60 s).
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -161,10 +164,10 @@ def pipeline_run(log, *extra):
     return total, dict((p["name"], p.get("duration_s") or 0.0) for p in rep["phases"]), span
 
 
-def back_to_v100(apps, before):
+def back_to_v100(apps, before, history_sql="DELETE FROM pgops.schema_history WHERE version::int >= 6"):
     """Undo a pipeline run: revert V8..V6 and their history rows, switch the apps back to the v1.0.0
     release (rollback.yml) and remove what the run built, so that the next run does the same work."""
-    dexec("pgops-bench-db", REVERT_V6_V8 + "\"DELETE FROM pgops.schema_history WHERE version::int >= 6\"")
+    dexec("pgops-bench-db", REVERT_V6_V8 + "\"%s\"" % history_sql)
     playbook("playbooks/rollback.yml")
     for h in apps:
         keep = set(before[h].split())
@@ -201,6 +204,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1700000, help="santri rows (1.7 M ~ 1.1 GB)")
     ap.add_argument("--keep", action="store_true", help="keep the containers")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the default deploy and the runbook, alternating (round 1 adds the variants)")
     ap.add_argument("--reruns-only", action="store_true",
                     help="only the no-change re-runs, on containers kept by an earlier --keep run")
     args = ap.parse_args()
@@ -221,21 +226,32 @@ def main():
 
     apps = ["pgops-bench-app1", "pgops-bench-app2"]
     before = dict((h, dexec(h, "ls /srv/santri_api/releases /srv/santri_api/shared/wheelhouse")) for h in apps)
-    # 1. the default: the release is built on the app hosts while the db host dumps (at backup_nice 10);
-    # 2. the same deploy again after a reset with each variant: (total, phases, same-work span)
-    runs = []
-    for i, (label, log, extra) in enumerate(VARIANTS):
-        if i:
-            back_to_v100(apps, before)
-        runs.append((label,) + pipeline_run(log, *extra))
+    # Round 1: the default (the release built on the app hosts while the db host dumps, at backup_nice 10),
+    # then each variant after a reset, then the runbook by hand. Later rounds: the default and the runbook
+    # again, alternating, so that each ratio compares two runs minutes apart (this machine's speed drifts).
+    runs, rounds = [], []
+    for rnd in range(args.rounds):
+        for i, (label, log, extra) in enumerate(VARIANTS if rnd == 0 else VARIANTS[:1]):
+            if rnd and not i:  # after the runbook: V6..V8 applied by hand, their history rows set aside
+                back_to_v100(apps, before, history_sql="DROP TABLE pgops.bench_history")
+            elif i:
+                back_to_v100(apps, before)
+            run = (label,) + pipeline_run(log if rnd == 0 else log.replace(".log", "-r%d.log" % (rnd + 1)), *extra)
+            if rnd == 0:
+                runs.append(run)
+            if not i:
+                default_span = run[3]
 
-    # back to the v1.0.0 state, then the runbook does the same work by hand
-    dexec("pgops-bench-db", REVERT_V6_V8 + "\"CREATE TABLE pgops.bench_history AS "
-                            "SELECT * FROM pgops.schema_history WHERE version::int >= 6; DELETE FROM "
-                            "pgops.schema_history WHERE version::int >= 6\"")
-    t0 = time.time()
-    steps = runbook(apps, "file:///opt/git/santri_api.git")
-    runbook_total = time.time() - t0
+        # back to the v1.0.0 state, then the runbook does the same work by hand
+        dexec("pgops-bench-db", REVERT_V6_V8 + "\"CREATE TABLE pgops.bench_history AS "
+                                "SELECT * FROM pgops.schema_history WHERE version::int >= 6; DELETE FROM "
+                                "pgops.schema_history WHERE version::int >= 6\"")
+        t0 = time.time()
+        round_steps = runbook(apps, "file:///opt/git/santri_api.git")
+        rounds.append((time.time() - t0, default_span, round_steps))
+        if rnd == 0:
+            steps, runbook_total = round_steps, rounds[0][0]
+        sys.stdout.write(" round %d: %.2fx " % (rnd + 1, default_span / rounds[-1][0]))
     # the runbook applied V6..V8 by hand: put their history rows back, so that the re-runs find nothing to do
     dexec("pgops-bench-db", "sudo -u postgres psql -X -q -d santri -c \"INSERT INTO pgops.schema_history "
                             "OVERRIDING SYSTEM VALUE SELECT * FROM pgops.bench_history; DROP TABLE pgops.bench_history\"")
@@ -258,6 +274,13 @@ def main():
         print("%s (%s): ratio pipeline/runbook, same work (backup, prepare, migrate, release; wall): %.2fx "
               "(target <= 1.3); everything (adds preflight, matviews, verify, report): %.2fx"
               % (label, " ".join(extra[1::2]) or "defaults", span / runbook_total, total / runbook_total))
+    print()
+    ratios = sorted(span / rb for rb, span, _steps in rounds)
+    print("%-8s %16s %26s %16s %8s" % ("round", "runbook (s)", "dump / psql / release x2", "deploy.yml (s)", "ratio"))
+    for n, (rb, span, rsteps) in enumerate(rounds, 1):
+        print("%-8d %16.1f %26s %16.1f %7.2fx" % (n, rb, " / ".join("%.1f" % v for v in rsteps.values()), span, span / rb))
+    print("defaults, same work: median ratio of %d alternating rounds %.2fx (target <= 1.3), range %.2fx-%.2fx"
+          % (len(ratios), statistics.median(ratios), ratios[0], ratios[-1]))
     print()
     print_reruns(reruns)
     if not args.keep:
