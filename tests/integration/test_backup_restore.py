@@ -82,6 +82,17 @@ def run_backup(db, bdir, tmp_path, **extra):
         return json.load(fh), proc.stdout
 
 
+FIRST_POLL = "pgops.deploy.backup : Poll the dump job (it may have finished meanwhile)"
+
+
+def task_status(out, task):
+    """ok / changed / skipping / fatal: the first host line under TASK [task] in a playbook's output."""
+    for line in out[out.index("TASK [%s]" % task):].splitlines()[1:]:
+        if line.split(":")[0] in ("ok", "changed", "skipping", "fatal", "failed"):
+            return line.split(":")[0]
+    raise AssertionError("no result line for %s" % task)
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -174,6 +185,25 @@ def test_backup_role_writes_verified_manifest_and_detects_corruption(gis_db, bdi
                                                mark_latest=False))
     assert read["failed"] and read["checks"][0]["name"] == "read" and read["checks"][0]["ok"] is False
     assert os.path.basename(victim) in read["checks"][0]["message"] and "premature end" in read["checks"][0]["message"]
+
+
+def test_finish_after_the_dump_ended_takes_one_poll_and_main_still_follows(gis_db, bdir, tmp_path):
+    """deploy.yml's halves: start, other work until the dump has ended, finish. finish polls the job
+    once and goes on; main.yml (start then finish at once) follows the running dump instead."""
+    ev = backup_vars(gis_db, bdir, tmp_path)
+    proc = run_playbook(PB + "backup_start_finish.yml", extra_vars=ev)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with open(ev["test_out"]) as fh:
+        result = json.load(fh)
+    assert result["verified"] is True and result["manifest"]["status"] == "verified"
+    assert os.readlink(os.path.join(bdir, "latest")) == result["backup_id"]
+    assert task_status(proc.stdout, FIRST_POLL) in ("ok", "changed")  # changed: the dump it reports
+    assert "Wait for the dump, at most" not in proc.stdout  # the follow loop never ran
+
+    main, main_out = run_backup(gis_db, bdir, tmp_path)
+    assert main["verified"] is True and main["backup_id"] != result["backup_id"]
+    assert task_status(main_out, FIRST_POLL) == "skipping"
+    assert task_status(main_out, "pgops.deploy.backup : Wait for the dump, at most seconds 1") == "ok"
 
 
 @pytest.mark.parametrize("fmt,compressor", [("custom", "zstd"), ("plain", "gzip")])
