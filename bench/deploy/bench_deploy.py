@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full deploy vs the runbook's bare commands, side by side on the same data (not run in CI).
 
-    .venv/bin/python bench/deploy/bench_deploy.py [--rows 1700000] [--rounds 3] [--keep]
+    .venv/bin/python bench/deploy/bench_deploy.py [--rows 1700000] [--rounds 5] [--keep]
 
 On fresh containers (pgops-bench-db, -app1, -app2; images from `make testbed`):
   1. prepare + deploy v1.0.0 + generate --rows santri (1.7 M rows ~ 1.1 GB),
@@ -204,7 +204,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1700000, help="santri rows (1.7 M ~ 1.1 GB)")
     ap.add_argument("--keep", action="store_true", help="keep the containers")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="rounds of the default deploy and the runbook, alternating (round 1 adds the variants)")
     ap.add_argument("--reruns-only", action="store_true",
                     help="only the no-change re-runs, on containers kept by an earlier --keep run")
