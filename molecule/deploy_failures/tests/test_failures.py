@@ -212,14 +212,17 @@ def test_a_release_failing_its_health_gate_is_rolled_back_and_stops_the_rollout(
 
 def test_a_code_only_deploy_after_the_rollback_is_still_backed_up():
     """pgops_backup_policy=changes (the default). The rolled-back run above left the schema at 8 and
-    both app hosts on v1.0.0, so deploying v1.1.0 changes code only: the run still dumps and verifies
-    (the migrations are planned while the dump runs), skips the empty migrations phase and releases."""
+    both app hosts on v1.0.0, so deploying v1.1.0 changes code only: the run still dumps and verifies.
+    Nothing plans during the dump (that would hold the build back); the migrations phase plans in its
+    one runner call, applies nothing and leaves the schema at 8, then the release goes live."""
     proc, report = deploy("-e", "app_release_version=v1.1.0")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert report["status"] == "SUCCESS", errors(report)
     status = phases(report)
     assert status["backup"] == "ok" and report["backup"]["verified"] is True
-    assert status["migrate"] == "skipped" and report["migrations"]["applied"] == []
+    assert status["migrate"] == "ok" and report["migrations"]["applied"] == []
+    assert report["migrations"]["version_before"] == report["migrations"]["version_after"] == "8", (
+        report["migrations"])
     assert status["release"] == "ok" and status["verify"] == "ok"
     for name in APPS:
         assert health(name)["version"] == "1.1.0"
