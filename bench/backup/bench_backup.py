@@ -4,12 +4,17 @@
     .venv/bin/python bench/backup/bench_backup.py [--size-mb 1024] [--jobs 2] [--datagen auto|santri|builtin]
     .venv/bin/python bench/backup/bench_backup.py --dsn "$(.venv/bin/python bench/sample_db.py up | tail -1)"
     ... [--quick] [--module-runs N]   # only pg_dump -Fc vs the module, N runs per module mode
+    ... --rounds-only --rounds 5       # only the alternating rounds (below)
 
 Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
 (the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
 available via $BENCH_PYTHON, else a built-in PostGIS generator), then for each method measures
 dump time, size, verify time and restore time (into a fresh database, indexes included), and prints
-ratios against the baseline. Not part of `make test`. Results also go to bench/results/backup.json.
+ratios against the baseline. Then `--rounds N` (default 3) alternating rounds: the runbook's `pg_dump -Fc`
+and `pg_restore -d` against the modules themselves (pg_backup, pg_backup_verify, pg_backup_restore with its
+checksums, decompression, pg_restore -j, row counts and rename), in alternating order, with the median of
+the per-round ratios: one pair of numbers moves by 20-30 % between minutes on a small machine.
+Not part of `make test`. Results also go to bench/results/backup.json.
 """
 
 import argparse
@@ -17,6 +22,7 @@ import glob
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,6 +110,89 @@ def fill(cluster, db, size_mb, datagen):
     return "built-in PostGIS generator (%d santri rows)" % (lo - 1)
 
 
+def write_results(data):
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "backup.json"), "w") as fh:
+        json.dump(data, fh, indent=2)
+
+
+def module_or_die(name, params):
+    res = run_module(name, params)
+    if res["failed"]:
+        raise SystemExit("%s failed: %s" % (name, res.get("msg")))
+    return res
+
+
+def runbook_round(cluster, db, work, i):
+    """The runbook's commands: pg_dump -Fc, then pg_restore -d into a new database (one job, as written)."""
+    dump = os.path.join(work, "round-%d.dump" % i)
+    dump_s, _ = sh("pg_dump -Fc -f %s %s" % (dump, db.name), cluster.env)
+    target = "rb_round_%d" % i
+    cluster.psql("postgres", "CREATE DATABASE %s TEMPLATE template0" % target)
+    restore_s, _ = sh("pg_restore -d %s %s" % (target, dump), cluster.env)
+    cluster.psql("postgres", "DROP DATABASE %s" % target)
+    size = os.path.getsize(dump)
+    os.unlink(dump)
+    return dict(dump_s=dump_s, restore_s=restore_s, size=size)
+
+
+def module_round(cluster, db, work, jobs, i):
+    """The modules with their defaults: pg_backup, pg_backup_verify, pg_backup_restore into a new database."""
+    root = os.path.join(work, "round-%d" % i)
+    t = time.monotonic()
+    res = module_or_die("pg_backup", dict(db.module_params, backup_root=root, backup_id="b", jobs=jobs))
+    dump_wall = time.monotonic() - t
+    t = time.monotonic()
+    module_or_die("pg_backup_verify", dict(path=res["path"]))
+    verify_s = time.monotonic() - t
+    target = "mod_round_%d" % i
+    params = dict(db.module_params, path=res["path"], target_db=target, confirm="RESTORE %s" % target, jobs=jobs)
+    params["login_db"] = "postgres"
+    t = time.monotonic()
+    rest = module_or_die("pg_backup_restore", params)
+    restore_wall = time.monotonic() - t
+    if rest["mismatches"]:
+        raise SystemExit("restore row counts differ from the manifest: %s" % rest["mismatches"])
+    cluster.psql("postgres", "DROP DATABASE %s" % target)
+    subprocess.run(["rm", "-rf", root])
+    return dict(dump_s=res["manifest"]["dump_duration_s"], dump_wall_s=dump_wall, verify_s=verify_s,
+                restore_s=rest["duration_s"], restore_wall_s=restore_wall, size=res["manifest"]["dump_size"])
+
+
+def alternating_rounds(cluster, db, work, jobs, n):
+    """Runbook vs modules, alternating which goes first; prints each round and the median ratios."""
+    if n <= 0:
+        return []
+    print("\n## %d alternating rounds: the runbook's pg_dump -Fc + pg_restore -d vs pg_backup + pg_backup_verify + "
+          "pg_backup_restore (defaults, jobs=%d)" % (n, jobs))
+    print("| round | first | runbook dump s | pg_backup dump s (module wall) | dump speed-up (wall) | size ratio "
+          "| runbook restore s | pg_backup_restore s (module wall) | restore speed-up (wall) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    rounds = []
+    for i in range(n):
+        first = "runbook" if i % 2 == 0 else "modules"
+        if first == "runbook":
+            rb = runbook_round(cluster, db, work, i)
+            md = module_round(cluster, db, work, jobs, i)
+        else:
+            md = module_round(cluster, db, work, jobs, i)
+            rb = runbook_round(cluster, db, work, i)
+        r = dict(first=first, runbook=rb, modules=md,
+                 dump_x=rb["dump_s"] / md["dump_s"], dump_wall_x=rb["dump_s"] / md["dump_wall_s"],
+                 size_x=md["size"] / float(rb["size"]),
+                 restore_x=rb["restore_s"] / md["restore_s"], restore_wall_x=rb["restore_s"] / md["restore_wall_s"])
+        rounds.append(r)
+        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.2fx | %.1f | %.1f (%.1f) | %.2fx (%.2fx) |" % (
+            i + 1, first, rb["dump_s"], md["dump_s"], md["dump_wall_s"], r["dump_x"], r["dump_wall_x"], r["size_x"],
+            rb["restore_s"], md["restore_s"], md["restore_wall_s"], r["restore_x"], r["restore_wall_x"]), flush=True)
+    med = dict((k, statistics.median(r[k] for r in rounds))
+               for k in ("dump_x", "dump_wall_x", "size_x", "restore_x", "restore_wall_x"))
+    print("\nmedian of %d rounds: dump %.2fx (module wall %.2fx; target >= 3x), size %.2fx (target <= 1.1x), "
+          "restore %.2fx (module wall %.2fx; target >= 1.5x)"
+          % (n, med["dump_x"], med["dump_wall_x"], med["size_x"], med["restore_x"], med["restore_wall_x"]))
+    return rounds
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mb", type=int, default=1024, help="target database size (default 1024)")
@@ -112,6 +201,9 @@ def main():
     ap.add_argument("--module-runs", type=int, default=2,
                     help="runs of pg_backup per mode (compress while dumping / after), alternating (default 2)")
     ap.add_argument("--quick", action="store_true", help="only the runbook's pg_dump -Fc and the module runs")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds of the runbook's dump + restore vs the modules' (default 3, 0: none)")
+    ap.add_argument("--rounds-only", action="store_true", help="only the alternating rounds")
     ap.add_argument("--dsn", help="an existing database to dump (e.g. bench/sample_db.py up); "
                                   "restores go to new databases of the same cluster")
     args = ap.parse_args()
@@ -138,6 +230,10 @@ def main():
         env = cluster.env
         j = args.jobs
         d = db.name
+        rounds = alternating_rounds(cluster, db, work, j, args.rounds)
+        if args.rounds_only:
+            write_results(dict(dataset=source, db_size=dbsize, jobs=j, rounds=rounds))
+            return
         methods = [
             # name, dump, output, verify, restore(target db)
             ("runbook: pg_dump -Fc", "pg_dump -Fc -f {o} %s" % d, "base.dump",
@@ -238,14 +334,11 @@ def main():
                  man.get("compress_duration_s", 0), man.get("count_duration_s", 0)))
         print()
         print("targets: dump >= 3x faster, size <= 1.1x, restore >= 1.5x faster than `pg_dump -Fc` / `pg_restore`")
-        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        with open(os.path.join(ROOT, "bench", "results", "backup.json"), "w") as fh:
-            json.dump(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows,
+        write_results(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows, rounds=rounds,
                            module=dict((("compress_while_dumping" if k else "compress_after_dump"),
                                         dict(wall_s=[r["wall"] for r in v], verify_s=[r["verify"] for r in v],
                                              dump_duration_s=[r["man"]["dump_duration_s"] for r in v],
-                                             size=v[-1]["man"]["dump_size"])) for k, v in runs.items())),
-                      fh, indent=2)
+                                             size=v[-1]["man"]["dump_size"])) for k, v in runs.items())))
     finally:
         if not args.dsn:
             cluster.stop()

@@ -174,11 +174,19 @@ def sample_release_dirs(workdir):
     return mdir, runbook
 
 
+def settle(db):
+    """Start every timed run from the same quiet server: the previous run and its revert leave dirty pages
+    and WAL that the checkpointer would otherwise write during the next run's first second."""
+    db.psql("CHECKPOINT")
+    time.sleep(1)
+
+
 def sample_revert(db):
     for version, path in reversed(migration_files("R")):
         if version in SAMPLE_RELEASE:
             db.psql(file=path)
     db.psql("DROP TABLE IF EXISTS pgops.bench_release_history")
+    settle(db)
 
 
 def sample_no_conflict_run(db, use_runner, mdir, runbook):
@@ -212,6 +220,7 @@ def sample_main(args, workdir):
           "psql: the whole long transaction)" % (res[True]["max_latency"] / res[False]["max_latency"], LOCK_TIMEOUT))
     print("\n## 2. No conflict: the sample app's 1.1.0 migration (V6, V7, V8), reverted after each run")
     mdir, runbook = sample_release_dirs(workdir)
+    settle(db)
     walls = {False: [], True: []}
     for i in range(args.repeat):
         for use_runner in ((False, True) if i % 2 == 0 else (True, False)):  # alternate order
@@ -222,6 +231,7 @@ def sample_main(args, workdir):
 def no_conflict_run(cluster, rows, use_runner, workdir, i):
     db = cluster.create_database(prefix="bench_plain")
     db.psql("CREATE EXTENSION postgis")
+    settle(db)
     mdir = os.path.join(workdir, "set_%d_%s" % (i, "runner" if use_runner else "psql"), "migrations")
     runbook = write_set(mdir, rows)
     if use_runner:
