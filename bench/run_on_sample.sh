@@ -18,8 +18,8 @@ psql_sample() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgre
 for what in "${@:-backup migrate matview report}"; do
   for one in $what; do
     case $one in
-      backup)  run backup  $py bench/backup/bench_backup.py --dsn "$dsn" ;;
-      migrate) run migrate $py bench/migrate/bench_migrate.py --dsn "$dsn" --repeat 7 ;;
+      backup)  run backup  $py bench/backup/bench_backup.py --dsn "$dsn" --rounds 5 ;;
+      migrate) run migrate $py bench/migrate/bench_migrate.py --dsn "$dsn" --repeat 11 ;;
       matview)  # the 1.1.0 views (V6) exist only for this bench, then R6 removes them again
         psql_sample -f examples/santri_api/migrations/V6__matviews.sql
         run matview $py bench/matview/bench_matview.py --dsn "$dsn" --view public.mv_santri_stats_kabupaten \
