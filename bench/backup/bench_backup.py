@@ -243,6 +243,12 @@ def main():
              "pg_dump -Fd -j%d -Z0 -f {o} %s && find {o} -name '*.dat' ! -name toc.dat -exec zstd -q -1 -T%d --rm {{}} +"
              % (j, d, j), "dirzst",
              "pg_restore --list {o} >/dev/null && zstd -q -t {o}/*.dat.zst",
+             # restore_parallel_feed: stream - a named pipe per data file, zstd -d feeds it while pg_restore reads.
+             "rm -rf {o}.tmp && mkdir {o}.tmp && cp {o}/toc.dat {o}.tmp/ && for f in {o}/*.dat.zst; do "
+             "n=$(basename $f .zst); mkfifo {o}.tmp/$n; (zstd -q -d -c $f > {o}.tmp/$n &); done && "
+             "pg_restore -j%d -d {t} {o}.tmp && rm -rf {o}.tmp" % j),
+            ("same zstd files, restore: unzstd to a temp dir + pg_restore -j%d (parallel_feed: unpack)" % j, None,
+             "dirzst", "true",
              "rm -rf {o}.tmp && mkdir {o}.tmp && cp {o}/toc.dat {o}.tmp/ && "
              "zstd -q -d -T%d --output-dir-flat {o}.tmp {o}/*.dat.zst && pg_restore -j%d -d {t} {o}.tmp && rm -rf {o}.tmp"
              % (j, j)),

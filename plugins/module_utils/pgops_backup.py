@@ -23,6 +23,8 @@ import subprocess
 import tempfile
 import threading
 
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_restore_feed import FeedError, FifoFeed
+
 FORMATS = ("directory", "custom", "plain")
 COMPRESSORS = ("auto", "zstd", "gzip", "none")
 MANIFEST = "manifest.json"
@@ -663,8 +665,24 @@ def plain_trailer_ok(manifest, backup_path):
     return PLAIN_TRAILER in data, None
 
 
-def restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clean=False):
-    """(stages, stdin_path) that restore the dump into `dbname` (connection from PG* env)."""
+def restore_steps(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clean=False, new_db=False):
+    """[(stages, stdin_path)] restoring the dump into `dbname`, run one after the other (RestoreRun).
+
+    Into a new database (`new_db`), a seekable archive (directory, or custom not read from a pipe) is
+    restored in two steps - pre-data, then data + post-data - so that autovacuum can be held off the
+    new tables in between (pgops_restore_run); anything else in one step.
+    """
+    seekable = manifest["format"] in ("directory", "custom") and manifest.get("compression_via") != "pipe"
+    if not (new_db and seekable and not clean):
+        return [restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=jobs, clean=clean)]
+    return [restore_stages(manifest, backup_path, dbname, pg_restore, psql, sections=("pre-data",)),
+            restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=jobs,
+                           sections=("data", "post-data"))]
+
+
+def restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clean=False, sections=()):
+    """(stages, stdin_path) that restore the dump (or some of pg_dump's sections) into `dbname`
+    (connection from PG* env)."""
     fmt = manifest["format"]
     dump = os.path.join(backup_path, manifest["dump"])
     via = manifest.get("compression_via")
@@ -680,6 +698,7 @@ def restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clea
     argv = [pg_restore, "--no-password", "--exit-on-error", "--dbname=%s" % dbname]
     if clean:
         argv += ["--clean", "--if-exists"]
+    argv += ["--section=%s" % name for name in sections]
     if via == "pipe":
         # Streamed custom archive: pg_restore reads stdin sequentially (one job).
         return [decompressor_argv(comp), argv], dump
@@ -863,28 +882,45 @@ def files_route_read_check(manifest, backup_path, pg_restore, parallel=1):
         len(files))
 
 
-def restore_tmp_plan(manifest, backup_path, tmpdir):
-    """Disk needed to restore from a temp copy, or None when the dump restores as it is.
+FEEDS = ("stream", "unpack")
 
-    `files` route: the data files are decompressed into a temp directory under `tmpdir`
-    (needs the uncompressed dump size, recorded in the manifest, else read with `zstd -lv`).
+
+def restore_tmp_plan(manifest, backup_path, tmpdir, feed="stream"):
+    """Disk a restore needs under `tmpdir`, or None when the dump restores as it is.
+
+    `files` route (`*.dat.zst` data files), a temp directory under `tmpdir` holding `toc.dat` and:
+    * feed=stream: a named pipe per data file, fed by zstd while pg_restore reads it (pgops_restore_feed);
+      needs only the size of `toc.dat` / `blobs.toc`;
+    * feed=unpack: every data file decompressed (the uncompressed dump size, recorded in the manifest,
+      else read with `zstd -lv`).
     Returns dict(kind, needed, free, ok, tmpdir, message).
     """
     if manifest.get("compression_via") != "files":
         return None
-    raw = manifest.get("dump_uncompressed_size")
-    if raw is None:
-        raw = zstd_content_size(compressed_data_files(os.path.join(backup_path, manifest["dump"])))
-    needed = int(raw) + 64 * 1024 * 1024
+    if feed not in FEEDS:
+        raise BackupError("unknown feed %r, expected one of %s" % (feed, ", ".join(FEEDS)))
+    src = os.path.join(backup_path, manifest["dump"])
     if not os.path.isdir(tmpdir):
-        raise BackupError("the temp directory %s for decompressing %s does not exist (restore_parallel_tmpdir / "
+        raise BackupError("the temp directory %s for restoring %s does not exist (restore_parallel_tmpdir / "
                           "parallel_tmpdir)" % (tmpdir, manifest["dump"]))
     st = os.statvfs(tmpdir)
     free = st.f_bavail * st.f_frsize
-    ok = needed <= free
+    reserve = 64 * 1024 * 1024
+    if feed == "stream":
+        toc = sum(os.path.getsize(os.path.join(src, n)) for n in os.listdir(src) if not n.endswith(".zst"))
+        needed = toc + reserve
+        msg = ("streaming the %d .dat.zst files of %s into pg_restore through named pipes in %s (zstd -d per file "
+               "while pg_restore reads it; only toc.dat copied, %s + reserve 64.0 MiB needed, %s free)"
+               % (len(compressed_data_files(src)), manifest["dump"], tmpdir, human(toc), human(free)))
+        return dict(kind="fifo", needed=needed, free=free, ok=needed <= free, tmpdir=tmpdir, message=msg)
+    raw = manifest.get("dump_uncompressed_size")
+    if raw is None:
+        raw = zstd_content_size(compressed_data_files(src))
+    needed = int(raw) + reserve
     msg = ("decompressing %s for pg_restore needs %s in %s (uncompressed dump %s + reserve 64.0 MiB); %s free there"
            % (manifest["dump"], human(needed), tmpdir, human(raw), human(free)))
-    return dict(kind="directory", needed=needed, uncompressed=int(raw), free=free, ok=ok, tmpdir=tmpdir, message=msg)
+    return dict(kind="directory", needed=needed, uncompressed=int(raw), free=free, ok=needed <= free, tmpdir=tmpdir,
+                message=msg)
 
 
 def zstd_content_size(paths):
@@ -900,27 +936,37 @@ def zstd_content_size(paths):
     return total
 
 
-def decompress_for_parallel(manifest, backup_path, jobs, tmpdir):
+def decompress_for_parallel(manifest, backup_path, jobs, tmpdir, feed="stream"):
     """Make a dump pg_restore can read (in parallel) from a temp copy when needed.
 
     * piped custom archive (`db.dump.zst`), jobs > 1: decompressed to a temp file so pg_restore -j can
       seek in it (needs the uncompressed size on disk);
-    * `files` route directory dump (`*.dat.zst`): toc.dat / blobs.toc copied and every data file
-      decompressed into a temp directory (0700) under `tmpdir`, `jobs` zstd processes at a time, after
-      checking the free space (restore_tmp_plan).
+    * `files` route directory dump (`*.dat.zst`), after checking the free space (restore_tmp_plan), a
+      temp directory (0700) under `tmpdir` with toc.dat / blobs.toc copied and, per data file:
+      feed=stream - a named pipe, fed once the caller starts the returned FifoFeed (nothing decompressed
+      yet when this returns); feed=unpack - the file decompressed, `jobs` zstd processes at a time.
 
-    Returns (manifest_for_restore, temp_path or None); the caller removes temp_path (remove_path),
-    also when this raises after creating it (the path is removed here in that case).
+    Returns (manifest_for_restore, temp_path or None, FifoFeed or None). The caller starts the feed right
+    before pg_restore, calls its finish() after, and removes temp_path (remove_path) in any case; when
+    this raises after creating temp_path, the path is removed here.
     """
     if manifest.get("compression_via") == "files":
         if not tmpdir:
             raise BackupError("a directory dump with zstd-compressed data files needs a temp directory")
-        plan = restore_tmp_plan(manifest, backup_path, tmpdir)
+        plan = restore_tmp_plan(manifest, backup_path, tmpdir, feed)
         if not plan["ok"]:
             raise BackupError("not enough disk: %s. Free space or point restore_parallel_tmpdir (module option "
                               "parallel_tmpdir) at a filesystem with room" % plan["message"])
         src = os.path.join(backup_path, manifest["dump"])
-        tmp = tempfile.mkdtemp(prefix=".%s.restore." % manifest.get("backup_id", "backup"), dir=tmpdir)
+        prefix = ".%s.restore." % manifest.get("backup_id", "backup")
+        if feed == "stream":
+            try:
+                fifo = FifoFeed(src, tmpdir, prefix)
+            except FeedError as exc:
+                raise BackupError("%s; set restore_parallel_feed=unpack (module option parallel_feed) or "
+                                  "parallel_tmpdir to a local filesystem" % exc)
+            return dict(manifest, dump=fifo.path, compression_via="none"), fifo.path, fifo
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=tmpdir)
         try:
             for name in sorted(os.listdir(src)):
                 if not name.endswith(".zst"):
@@ -936,11 +982,11 @@ def decompress_for_parallel(manifest, backup_path, jobs, tmpdir):
         except Exception:
             remove_path(tmp)
             raise
-        return dict(manifest, dump=tmp, compression_via="none"), tmp
+        return dict(manifest, dump=tmp, compression_via="none"), tmp, None
     if manifest["format"] != "custom" or manifest.get("compression_via") != "pipe" or jobs <= 1 or not tmpdir:
-        return manifest, None
+        return manifest, None, None
     tmp = os.path.join(tmpdir, ".%s.restore.dump" % manifest.get("backup_id", "backup"))
     run_checked([decompressor_argv(manifest["compressor"])], "decompressing %s for a parallel restore" % manifest["dump"],
                 stdin_path=os.path.join(backup_path, manifest["dump"]), stdout_path=tmp)
     eff = dict(manifest, dump=tmp, compression_via="none")
-    return eff, tmp
+    return eff, tmp, None

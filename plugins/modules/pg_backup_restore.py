@@ -22,11 +22,14 @@ description:
     unless O(terminate_sessions) (then new connections are blocked, sessions terminated, names swapped).
   - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target.
   - Directory (and unpiped custom) archives restore with C(pg_restore -j).
-  - A directory dump whose data files were compressed by zstd after pg_dump (C(compression_via=files),
-    C(*.dat.zst)) is first decompressed into a temp directory (mode 0700) under O(parallel_tmpdir) - C(toc.dat)
-    copied, every C(.dat.zst) decompressed by O(jobs) zstd processes - then restored from there with
-    C(pg_restore -j); the temp directory is always removed. The free space for the uncompressed dump (recorded
-    in the manifest) is checked before anything changes, also in check mode.
+  - A directory dump whose data files were compressed by zstd (C(compression_via=files), C(*.dat.zst)) is
+    restored with C(pg_restore -j) from a temp directory (mode 0700) under O(parallel_tmpdir) holding a copy of
+    C(toc.dat) and, with O(parallel_feed=stream) (default), a named pipe per data file that C(zstd -d) feeds while
+    pg_restore reads it - no uncompressed copy on disk, and the decompression overlaps the restore - or, with
+    O(parallel_feed=unpack), every data file decompressed first by O(jobs) zstd processes (needs the
+    uncompressed size, recorded in the manifest, free). The free space is checked before anything changes, also
+    in check mode; the temp directory is always removed. A zstd failure, or a data file pg_restore never read,
+    fails the restore.
   - O(restore_globals) replays C(globals.sql) first; roles that already exist are skipped and reported.
 version_added: 0.1.0
 author: pgops.deploy contributors
@@ -82,8 +85,17 @@ options:
     description:
       - Where a piped custom archive (C(db.dump.zst)) is decompressed so pg_restore can use O(jobs) (> 1), and
         where the C(*.dat.zst) data files of a directory dump are decompressed (always, any O(jobs)).
-        Needs the uncompressed size free; removed afterwards. Default is the backup root (next to the backup).
+        Needs the uncompressed size free (only C(toc.dat) with O(parallel_feed=stream)); removed afterwards.
+        Default is the backup root (next to the backup). Must allow named pipes for O(parallel_feed=stream).
     type: path
+  parallel_feed:
+    description:
+      - How pg_restore gets the C(*.dat.zst) data files of a directory dump. C(stream) - a named pipe per file,
+        decompressed while pg_restore reads it. C(unpack) - all files decompressed into the temp directory first
+        (for a O(parallel_tmpdir) on a filesystem without named pipes).
+    type: str
+    choices: [stream, unpack]
+    default: stream
 notes:
   - O(login_db) is the maintenance database the module connects to (default C(postgres)).
   - Check mode verifies checksums and preconditions and reports the plan without creating or renaming anything.
@@ -127,7 +139,9 @@ globals:
   returned: when restore_globals
   type: dict
 decompress:
-  description: For C(*.dat.zst) data files - C(needed), C(uncompressed), C(free) bytes, C(tmpdir), C(message).
+  description:
+    - For C(*.dat.zst) data files - C(kind) (C(fifo) or C(directory)), C(needed) and C(free) bytes, C(tmpdir),
+      C(message); C(uncompressed) bytes with O(parallel_feed=unpack).
   returned: when the backup has zstd-compressed data files
   type: dict
 duration_s:
@@ -147,11 +161,20 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
-    GLOBALS_FILE, LATEST_LINK, BackupError, Pipeline, compare_counts, confirm_phrase, copy_database_acl,
+    FEEDS, GLOBALS_FILE, LATEST_LINK, BackupError, compare_counts, confirm_phrase, copy_database_acl,
     count_rows, create_database, db_exists, decompress_for_parallel, missing_extensions, pg_env, read_manifest,
-    remove_path, restore_stages, restore_tmp_plan, scratch_name, sessions_on, utc_now, verify_checksums)
+    remove_path, restore_steps, restore_tmp_plan, scratch_name, sessions_on, utc_now, verify_checksums)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec, quote_ident)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_restore_run import RestoreRun
+
+
+def feed_command(feed, tmp, src, jobs):
+    """What feeds pg_restore the .dat.zst files, for humans (`commands`)."""
+    if feed is not None:
+        return ("zstd -q -d -c %s/<id>.dat.zst > %s/<id>.dat  (named pipe per data file, decompressed while "
+                "pg_restore reads it)" % (src, tmp))
+    return "zstd -q -d --output-dir-flat %s -- %s/*.dat.zst  (%d processes)" % (tmp, src, jobs)
 
 
 def tool(bindir, name):
@@ -211,7 +234,7 @@ class Restore(object):
                       "(e.g. postgresql-15-postgis-3) before restoring" % ", ".join(missing))
         tmpdir = p["parallel_tmpdir"] or os.path.dirname(path)
         try:
-            plan = restore_tmp_plan(manifest, path, tmpdir)
+            plan = restore_tmp_plan(manifest, path, tmpdir, p["parallel_feed"])
         except BackupError as exc:
             self.fail("cannot restore %s: %s; nothing changed" % (path, exc))
         if plan:
@@ -230,8 +253,11 @@ class Restore(object):
             self.check_sessions(target, "before restoring (nothing changed yet)")
         if self.module.check_mode:
             swap = (" and swap (%s -> %s, %s -> %s)" % (target, previous, new, target)) if previous else ""
-            unpack = ("; first %s (temp directory removed afterwards), then pg_restore --jobs=%d"
-                      % (plan["message"], p["jobs"] or os.cpu_count() or 1)) if plan else ""
+            unpack = ""
+            if plan:
+                how = "; %s (temp directory removed afterwards), read by pg_restore" if plan["kind"] == "fifo" else \
+                    "; first %s (temp directory removed afterwards), then pg_restore"
+                unpack = (how + " --jobs=%d") % (plan["message"], p["jobs"] or os.cpu_count() or 1)
             self.result.update(changed=True, queries=self.session.queries,
                                msg="would restore %s into %s%s%s" % (path, new, swap, unpack))
             self.module.exit_json(**self.result)
@@ -249,7 +275,7 @@ class Restore(object):
         t0 = time.monotonic()
         try:
             # Before anything changes: a decompression failure leaves no half-created database behind.
-            eff, self.tmp = decompress_for_parallel(manifest, path, jobs, tmpdir)
+            eff, self.tmp, feed = decompress_for_parallel(manifest, path, jobs, tmpdir, p["parallel_feed"])
         except BackupError as exc:
             self.fail("could not prepare %s for pg_restore, nothing changed: %s" % (path, exc))
         self.result["changed"] = True
@@ -258,13 +284,17 @@ class Restore(object):
         if p["mode"] == "swap":
             create_database(self.session, new, manifest, owner=self.owner_of(target) if exists else None)
         try:
-            stages, stdin = restore_stages(eff, path, new, tool(p["pg_bindir"], "pg_restore"),
-                                           tool(p["pg_bindir"], "psql"), jobs=jobs, clean=p["mode"] == "clean")
-            self.result["commands"] = [" | ".join(" ".join(s) for s in stages)]
+            steps = restore_steps(eff, path, new, tool(p["pg_bindir"], "pg_restore"), tool(p["pg_bindir"], "psql"),
+                                  jobs=jobs, clean=p["mode"] == "clean", new_db=p["mode"] == "swap")
+            run = RestoreRun(steps, pg_env(p, new), feed=feed,
+                             connect=lambda: PgSession(self.module, dbname=new, autocommit=True))
+            self.result["commands"] = run.commands
             if self.tmp and manifest.get("compression_via") == "files":
-                self.result["commands"].insert(0, "zstd -q -d --output-dir-flat %s -- %s/*.dat.zst  (%d processes)"
-                                               % (self.tmp, os.path.join(path, manifest["dump"]), jobs))
-            _rcs, err = Pipeline(stages, env=pg_env(p, new), stdin_path=stdin).run()
+                self.result["commands"].insert(0, feed_command(feed, self.tmp, os.path.join(path, manifest["dump"]),
+                                                               jobs))
+            err = run.run()
+            self.result["autovacuum"] = run.autovacuum
+            self.session.queries.extend(run.queries)
         except BackupError as exc:
             err = str(exc)
         if self.tmp:
@@ -362,6 +392,7 @@ def main():
         verify_checksums=dict(type="bool", default=True),
         pg_bindir=dict(type="path"),
         parallel_tmpdir=dict(type="path"),
+        parallel_feed=dict(type="str", default="stream", choices=list(FEEDS)),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("path", "backup_root")])

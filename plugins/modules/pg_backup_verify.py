@@ -22,8 +22,8 @@ description:
     must have its C(.dat.zst) file) plus C(zstd -t) of every C(.dat.zst), which decodes every block and compares
     zstd's content checksum, so a truncated or corrupted file fails.
   - C(restore) restores into a scratch database (C(<db>_verify_<timestamp>), dropped afterwards) and compares the
-    exact row count of every table with the manifest. C(*.dat.zst) data files are first decompressed into a temp
-    directory next to the backup (free space checked first, always removed).
+    exact row count of every table with the manifest. C(*.dat.zst) data files reach pg_restore through named
+    pipes in a temp directory next to the backup (C(zstd -d) per file while pg_restore reads it; always removed).
   - When every requested check passes the manifest becomes C(verified=true) and, with O(mark_latest), the
     C(latest) symlink and C(latest.json) of the backup root point at this backup. When a check fails the
     manifest says C(verify_failed), C(latest) is left alone and the module fails naming the problems.
@@ -115,10 +115,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
     LATEST_LINK, MANIFEST, STATUS_VERIFIED, STATUS_VERIFY_FAILED, BackupError, Pipeline, compare_counts,
     count_rows, create_database, decompress_for_parallel, drop_database, files_route_read_check, iso, mark_latest,
-    missing_extensions, pg_env, plain_trailer_ok, read_all_argv, read_manifest, remove_path, restore_stages,
+    missing_extensions, pg_env, plain_trailer_ok, read_all_argv, read_manifest, remove_path, restore_steps,
     scratch_name, utc_now, verify_checksums, write_json)
 from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import (
     PgSession, postgres_common_argument_spec)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_restore_run import RestoreRun
 
 
 def resolve_path(module):
@@ -230,10 +231,11 @@ class Verifier(object):
         try:
             create_database(session, scratch, manifest)
             try:
-                eff, tmp = decompress_for_parallel(manifest, path, jobs, os.path.dirname(path))
-                stages, stdin = restore_stages(eff, path, scratch, tool(self.p["pg_bindir"], "pg_restore"),
-                                               tool(self.p["pg_bindir"], "psql"), jobs=jobs)
-                _rcs, err = Pipeline(stages, env=pg_env(self.p, scratch), stdin_path=stdin).run()
+                eff, tmp, feed = decompress_for_parallel(manifest, path, jobs, os.path.dirname(path))
+                steps = restore_steps(eff, path, scratch, tool(self.p["pg_bindir"], "pg_restore"),
+                                      tool(self.p["pg_bindir"], "psql"), jobs=jobs, new_db=True)
+                err = RestoreRun(steps, pg_env(self.p, scratch), feed=feed,
+                                 connect=lambda: PgSession(self.module, dbname=scratch, autocommit=True)).run()
             except BackupError as exc:
                 err = str(exc)
             if err:

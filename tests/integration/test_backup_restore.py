@@ -429,17 +429,30 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
                   confirm="RESTORE %s" % gis_db.name, jobs=2, terminate_sessions=True)
     dry = run_module("pg_backup_restore", params, check_mode=True)
     assert not dry["failed"], dry["msg"]
-    assert "decompressing db.dir for pg_restore needs" in dry["msg"] and "pg_restore --jobs=2" in dry["msg"]
+    assert "streaming the 4 .dat.zst files of db.dir into pg_restore through named pipes" in dry["msg"]
+    assert "read by pg_restore --jobs=2" in dry["msg"] and dry["decompress"]["kind"] == "fifo"
     assert restore_temp_dirs(bdir) == [] and gis_db.scalar("SELECT count(*) FROM schools") == 15000
     done = run_module("pg_backup_restore", params)
     assert not done["failed"], done["msg"]
     assert done["row_counts"] == man["row_counts"] and done["mismatches"] == []
     assert done["row_counts"]["public.schools"] == 20000 and done["row_counts"]["public.Audit Log"] == 500
-    assert "--jobs=2" in done["commands"][-1] and done["commands"][0].startswith("zstd -q -d --output-dir-flat")
+    assert "--jobs=2" in done["commands"][-1] and done["commands"][0].startswith("zstd -q -d -c ")
+    assert "named pipe per data file" in done["commands"][0]
     assert fingerprint(gis_db) == before and restore_temp_dirs(bdir) == []
     gis_db.cluster.drop_database(done["previous_db"])
 
-    # Not enough disk for the uncompressed dump: refused before anything changes, also in check mode.
+    # parallel_feed=unpack: every data file decompressed into the temp directory first, same result.
+    gis_db.psql('DELETE FROM schools WHERE id % 4 = 0; TRUNCATE "Audit Log";')
+    params["parallel_feed"] = "unpack"
+    done = run_module("pg_backup_restore", params)
+    assert not done["failed"], done["msg"]
+    assert done["decompress"]["kind"] == "directory" and done["decompress"]["uncompressed"] == man[
+        "dump_uncompressed_size"]
+    assert done["commands"][0].startswith("zstd -q -d --output-dir-flat") and done["mismatches"] == []
+    assert fingerprint(gis_db) == before and restore_temp_dirs(bdir) == []
+    gis_db.cluster.drop_database(done["previous_db"])
+
+    # Not enough disk for the uncompressed dump (unpack): refused before anything changes, also in check mode.
     mpath = os.path.join(r["path"], "manifest.json")
     with open(mpath) as fh:
         saved = fh.read()
@@ -468,6 +481,19 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
     checks = dict((c["name"], c) for c in read["checks"])
     assert read["failed"] and checks["checksums"]["ok"] is True and checks["read"]["ok"] is False
     assert "zstd exited 1" in checks["read"]["message"] and os.path.basename(victim) in checks["read"]["message"]
+    # A restore of that file (streamed, the checksum matches the rewritten manifest) fails on zstd's error,
+    # names the file and leaves the current database alone; the half-restored database is kept for inspection.
+    params["parallel_feed"] = "stream"
+    broken = run_module("pg_backup_restore", params)
+    assert broken["failed"] and "zstd -d %s exited 1" % os.path.basename(victim) in broken["msg"], broken["msg"]
+    assert "the current database was NOT touched" in broken["msg"] and restore_temp_dirs(bdir) == []
+    assert fingerprint(gis_db) == before
+    # The data step failed after autovacuum was held off: the kept database has every table's setting back.
+    assert broken["autovacuum"]["paused"] == broken["autovacuum"]["resumed"] == 5  # 4 + spatial_ref_sys
+    kept = gis_db.cluster.database(broken["restore_db"])
+    assert kept.query(RELOPTIONS_SQL) == [("Audit Log", None, None), ("mv_region_stats", None, None),
+                                          ("regions", None, None), ("schools", None, None)]
+    gis_db.cluster.drop_database(broken["restore_db"])
 
     # Truncated to half (checksum rewritten again): still caught by the read check.
     with open(victim, "wb") as fh:
@@ -482,6 +508,47 @@ def test_directory_zstd_files_route_dump_verify_restore_and_corruption(gis_db, b
     read = run_module("pg_backup_verify", dict(path=r["path"], checks=["read"], update_manifest=False,
                                                mark_latest=False))
     assert read["failed"] and "lists data files that are missing: %s" % os.path.basename(victim) in read["msg"]
+
+
+RELOPTIONS_SQL = """
+SELECT c.relname, c.reloptions, t.reloptions FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+ WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public' AND c.relname <> 'spatial_ref_sys' ORDER BY 1"""
+
+
+def test_a_restore_into_a_new_database_holds_autovacuum_off_and_puts_every_setting_back(gis_db, bdir):
+    """pre-data, autovacuum off on every new table, data + post-data in parallel, then each table's own settings."""
+    gis_db.psql("ALTER TABLE schools SET (fillfactor = 90, autovacuum_enabled = false);"
+                "ALTER TABLE regions SET (toast.autovacuum_enabled = true, autovacuum_vacuum_scale_factor = 0.01);"
+                "ALTER MATERIALIZED VIEW mv_region_stats SET (autovacuum_enabled = true)")
+    source = gis_db.query(RELOPTIONS_SQL)
+    assert source[3] == ("schools", ["fillfactor=90", "autovacuum_enabled=false"], None)
+    before = fingerprint(gis_db)
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="av", jobs=2))
+    assert not r["failed"], r["msg"]
+    assert run_module("pg_backup_verify", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                               checks=["checksums", "restore"]))["failed"] is False
+    target = gis_db.name + "_copy"
+    done = run_module("pg_backup_restore", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                                target_db=target, confirm="RESTORE %s" % target, jobs=2))
+    assert not done["failed"], done["msg"]
+    assert "--section=pre-data" in done["commands"][1] and "--jobs" not in done["commands"][1]
+    assert "--section=data --section=post-data --jobs=2" in done["commands"][2]
+    assert done["autovacuum"] == dict(paused=5, resumed=5, skipped=[], errors=[])  # 4 + spatial_ref_sys
+    paused = [q for q in done["queries"] if "autovacuum_enabled = false" in q]
+    assert 'ALTER TABLE "public"."schools" SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)' in paused
+    assert 'ALTER TABLE "public"."schools" SET (autovacuum_enabled = false)' in done["queries"]  # its own value
+    copy = gis_db.cluster.database(target)
+    assert copy.query(RELOPTIONS_SQL) == source
+    assert fingerprint(copy) == before
+    gis_db.cluster.drop_database(target)
+
+    # Clean mode restores in place in one step: no sections, autovacuum untouched.
+    clean = run_module("pg_backup_restore", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                                 confirm="RESTORE %s" % gis_db.name, mode="clean", jobs=2))
+    assert not clean["failed"], clean["msg"]
+    assert not any("--section" in c for c in clean["commands"]) and clean["autovacuum"]["paused"] == 0
+    assert gis_db.query(RELOPTIONS_SQL) == source and fingerprint(gis_db) == before
 
 
 def test_compress_while_dumping_false_compresses_after_pg_dump(gis_db, bdir):
