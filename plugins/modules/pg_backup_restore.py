@@ -20,7 +20,12 @@ description:
     one to C(<target>). Database-level privileges of the old database are re-granted on the new one. Sessions
     connected to the target fail the restore, naming them, before anything changes and again at swap time,
     unless O(terminate_sessions) (then new connections are blocked, sessions terminated, names swapped).
-  - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target.
+  - C(mode=swap) restores a directory (or seekable custom) archive in pg_dump's sections - pre-data, then
+    C(autovacuum_enabled = false) on every new table and materialized view (and its TOAST table), then data and
+    post-data with C(pg_restore -j) - and then puts every table's own autovacuum settings back exactly as the dump
+    created them, also after a failure. Without this, autovacuum starts on the freshly loaded tables and its lock
+    stalls CREATE INDEX / ALTER TABLE until the deadlock check cancels it (C(deadlock_timeout), 1 s per wait).
+  - C(mode=clean) runs C(pg_restore --clean --if-exists) into the existing target (one step; autovacuum untouched).
   - Directory (and unpiped custom) archives restore with C(pg_restore -j).
   - A directory dump whose data files were compressed by zstd (C(compression_via=files), C(*.dat.zst)) is
     restored with C(pg_restore -j) from a temp directory (mode 0700) under O(parallel_tmpdir) holding a copy of
@@ -122,6 +127,17 @@ previous_db:
   description: Name the previous database was renamed to (C(mode=swap)).
   returned: when mode=swap
   type: str
+autovacuum:
+  description:
+    - C(paused) tables whose autovacuum was held off during the data and post-data steps, C(resumed) tables whose
+      own settings were put back, C(skipped) (table and reason) and C(errors) (an error here fails the restore).
+  returned: when the restore ran
+  type: dict
+  sample: {paused: 7, resumed: 7, skipped: [], errors: []}
+commands:
+  description: The commands run, in order (the named-pipe feed first, then each pg_restore step).
+  returned: when the restore ran
+  type: list
 row_counts:
   description: Row counts found after restore.
   returned: success

@@ -24,6 +24,8 @@ description:
   - C(restore) restores into a scratch database (C(<db>_verify_<timestamp>), dropped afterwards) and compares the
     exact row count of every table with the manifest. C(*.dat.zst) data files reach pg_restore through named
     pipes in a temp directory next to the backup (C(zstd -d) per file while pg_restore reads it; always removed).
+    Like C(pg_backup_restore) into a new database, the restore runs by pg_dump's sections with autovacuum held off
+    the new tables between pre-data and data.
   - When every requested check passes the manifest becomes C(verified=true) and, with O(mark_latest), the
     C(latest) symlink and C(latest.json) of the backup root point at this backup. When a check fails the
     manifest says C(verify_failed), C(latest) is left alone and the module fails naming the problems.
