@@ -89,7 +89,7 @@ options:
   parallel_tmpdir:
     description:
       - Where a piped custom archive (C(db.dump.zst)) is decompressed so pg_restore can use O(jobs) (> 1), and
-        where the C(*.dat.zst) data files of a directory dump are decompressed (always, any O(jobs)).
+        where the temp directory for the C(*.dat.zst) data files of a directory dump goes (any O(jobs)).
         Needs the uncompressed size free (only C(toc.dat) with O(parallel_feed=stream)); removed afterwards.
         Default is the backup root (next to the backup). Must allow named pipes for O(parallel_feed=stream).
     type: path
