@@ -710,10 +710,14 @@ def restore_stages(manifest, backup_path, dbname, pg_restore, psql, jobs=1, clea
 
 # ---------------------------------------------------------------- catalog queries
 
+# Tables and matviews of the database; options / toast_options are the reloptions of the relation and
+# of its TOAST table (pgops_restore_run puts autovacuum settings back from them).
 USER_TABLES_SQL = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.reloptions AS options,
+       c.reltoastrelid <> 0 AS has_toast, t.reloptions AS toast_options
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
  WHERE c.relkind IN ('r', 'm')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'

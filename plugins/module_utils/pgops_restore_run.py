@@ -18,25 +18,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import BackupError, Pipeline
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_backup import (
+    USER_TABLES_SQL, BackupError, Pipeline)
+from ansible_collections.pgops.deploy.plugins.module_utils.pgops_postgres import quote_ident
 
 AUTOVACUUM_KEYS = ("autovacuum_enabled", "toast.autovacuum_enabled")
-
-RESTORED_TABLES_SQL = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.reloptions AS options,
-       c.reltoastrelid <> 0 AS has_toast, t.reloptions AS toast_options
-  FROM pg_catalog.pg_class c
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
- WHERE c.relkind IN ('r', 'm')
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
- ORDER BY 1, 2
-"""
-
-
-def quote(name):
-    return '"%s"' % name.replace('"', '""')
 
 
 def option_value(options, key):
@@ -49,16 +35,16 @@ def option_value(options, key):
 
 
 def pause_statement(table):
-    """ALTER ... SET (autovacuum_enabled = false[, toast...]) for one row of RESTORED_TABLES_SQL."""
+    """ALTER ... SET (autovacuum_enabled = false[, toast...]) for one row of USER_TABLES_SQL."""
     kind = "MATERIALIZED VIEW" if table["kind"] == "m" else "TABLE"
     opts = "autovacuum_enabled = false" + (", toast.autovacuum_enabled = false" if table["has_toast"] else "")
-    return "ALTER %s %s.%s SET (%s)" % (kind, quote(table["schema"]), quote(table["name"]), opts)
+    return "ALTER %s %s SET (%s)" % (kind, quote_ident(table["schema"], table["name"]), opts)
 
 
 def resume_statements(table):
     """Put back exactly what the dump created: RESET what it did not set, SET what it did."""
     kind = "MATERIALIZED VIEW" if table["kind"] == "m" else "TABLE"
-    target = "ALTER %s %s.%s" % (kind, quote(table["schema"]), quote(table["name"]))
+    target = "ALTER %s %s" % (kind, quote_ident(table["schema"], table["name"]))
     before = {"autovacuum_enabled": option_value(table["options"], "autovacuum_enabled")}
     if table["has_toast"]:
         before["toast.autovacuum_enabled"] = option_value(table["toast_options"], "autovacuum_enabled")
@@ -125,7 +111,7 @@ class RestoreRun(object):
 
     def _pause(self):
         def work(session):
-            for table in session.query(RESTORED_TABLES_SQL, record=False):
+            for table in session.query(USER_TABLES_SQL, record=False):
                 try:
                     session.execute(pause_statement(table))
                     self.paused.append(table)
