@@ -551,6 +551,20 @@ def test_a_restore_into_a_new_database_holds_autovacuum_off_and_puts_every_setti
     assert gis_db.query(RELOPTIONS_SQL) == source and fingerprint(gis_db) == before
 
 
+def test_an_unknown_parallel_feed_is_refused_before_anything_changes(gis_db, bdir, tmp_path):
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="feed", jobs=2))
+    assert not r["failed"], r["msg"]
+    dbs = gis_db.scalar("SELECT count(*) FROM pg_database")
+    bad = run_module("pg_backup_restore", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                               confirm="RESTORE %s" % gis_db.name, parallel_feed="fast"))
+    assert bad["failed"] and "parallel_feed" in bad["msg"] and "stream, unpack" in bad["msg"], bad["msg"]
+    proc = run_playbook(PB + "restore_run.yml", extra_vars=restore_vars(
+        gis_db, bdir, tmp_path, restore_confirm="RESTORE %s" % gis_db.name, restore_backup_id="feed",
+        restore_parallel_feed="fast"))
+    assert proc.returncode != 0 and "restore_parallel_feed" in proc.stdout and "fast" in proc.stdout
+    assert gis_db.scalar("SELECT count(*) FROM pg_database") == dbs and restore_temp_dirs(bdir) == []
+
+
 def test_compress_while_dumping_false_compresses_after_pg_dump(gis_db, bdir):
     r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="after", jobs=2,
                                      compress_threads=2, compress_while_dumping=False))
