@@ -71,6 +71,29 @@ def sh(cmd, env, **kw):
     return time.monotonic() - t0, proc.stdout
 
 
+def cpu_times():
+    """(busy, stolen) CPU seconds of the whole machine so far, from /proc/stat (Linux; zeros elsewhere).
+
+    Busy is user+nice+system+irq+softirq, without steal: on a shared VM the hypervisor's steal moves the wall
+    time of one run by 20-30 %, while the work done (busy core-seconds) stays put.
+    """
+    try:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / float(hz), (v[7] if len(v) > 7 else 0) / float(hz)
+
+
+def timed_cpu(fn):
+    """fn()'s result, and the machine's busy and stolen CPU seconds while it ran."""
+    a = cpu_times()
+    res = fn()
+    b = cpu_times()
+    return res, b[0] - a[0], b[1] - a[1]
+
+
 def size_of(path):
     if os.path.isdir(path):
         return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "*")))
@@ -129,11 +152,11 @@ def runbook_round(cluster, db, work, i):
     dump_s, _ = sh("pg_dump -Fc -f %s %s" % (dump, db.name), cluster.env)
     target = "rb_round_%d" % i
     cluster.psql("postgres", "CREATE DATABASE %s TEMPLATE template0" % target)
-    restore_s, _ = sh("pg_restore -d %s %s" % (target, dump), cluster.env)
+    (restore_s, _), cpu_s, steal_s = timed_cpu(lambda: sh("pg_restore -d %s %s" % (target, dump), cluster.env))
     cluster.psql("postgres", "DROP DATABASE %s" % target)
     size = os.path.getsize(dump)
     os.unlink(dump)
-    return dict(dump_s=dump_s, restore_s=restore_s, size=size)
+    return dict(dump_s=dump_s, restore_s=restore_s, restore_cpu_s=cpu_s, restore_steal_s=steal_s, size=size)
 
 
 def module_round(cluster, db, work, jobs, i):
@@ -149,14 +172,15 @@ def module_round(cluster, db, work, jobs, i):
     params = dict(db.module_params, path=res["path"], target_db=target, confirm="RESTORE %s" % target, jobs=jobs)
     params["login_db"] = "postgres"
     t = time.monotonic()
-    rest = module_or_die("pg_backup_restore", params)
+    rest, cpu_s, steal_s = timed_cpu(lambda: module_or_die("pg_backup_restore", params))
     restore_wall = time.monotonic() - t
     if rest["mismatches"]:
         raise SystemExit("restore row counts differ from the manifest: %s" % rest["mismatches"])
     cluster.psql("postgres", "DROP DATABASE %s" % target)
     subprocess.run(["rm", "-rf", root])
     return dict(dump_s=res["manifest"]["dump_duration_s"], dump_wall_s=dump_wall, verify_s=verify_s,
-                restore_s=rest["duration_s"], restore_wall_s=restore_wall, size=res["manifest"]["dump_size"])
+                restore_s=rest["duration_s"], restore_wall_s=restore_wall, restore_cpu_s=cpu_s, restore_steal_s=steal_s,
+                size=res["manifest"]["dump_size"])
 
 
 def alternating_rounds(cluster, db, work, jobs, n):
@@ -166,8 +190,9 @@ def alternating_rounds(cluster, db, work, jobs, n):
     print("\n## %d alternating rounds: the runbook's pg_dump -Fc + pg_restore -d vs pg_backup + pg_backup_verify + "
           "pg_backup_restore (defaults, jobs=%d)" % (n, jobs))
     print("| round | first | runbook dump s | pg_backup dump s (module wall) | dump speed-up (wall) | size ratio "
-          "| runbook restore s | pg_backup_restore s (module wall) | restore speed-up (wall) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| runbook restore s | pg_backup_restore s (module wall) | restore speed-up (wall) "
+          "| restore CPU s, runbook / modules | stolen s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rounds = []
     for i in range(n):
         first = "runbook" if i % 2 == 0 else "modules"
@@ -180,16 +205,22 @@ def alternating_rounds(cluster, db, work, jobs, n):
         r = dict(first=first, runbook=rb, modules=md,
                  dump_x=rb["dump_s"] / md["dump_s"], dump_wall_x=rb["dump_s"] / md["dump_wall_s"],
                  size_x=md["size"] / float(rb["size"]),
-                 restore_x=rb["restore_s"] / md["restore_s"], restore_wall_x=rb["restore_s"] / md["restore_wall_s"])
+                 restore_x=rb["restore_s"] / md["restore_s"], restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
+                 restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
         rounds.append(r)
-        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.2fx | %.1f | %.1f (%.1f) | %.2fx (%.2fx) |" % (
-            i + 1, first, rb["dump_s"], md["dump_s"], md["dump_wall_s"], r["dump_x"], r["dump_wall_x"], r["size_x"],
-            rb["restore_s"], md["restore_s"], md["restore_wall_s"], r["restore_x"], r["restore_wall_x"]), flush=True)
+        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.2fx | %.1f | %.1f (%.1f) | %.2fx (%.2fx) "
+              "| %.1f / %.1f | %.1f / %.1f |" % (
+                  i + 1, first, rb["dump_s"], md["dump_s"], md["dump_wall_s"], r["dump_x"], r["dump_wall_x"],
+                  r["size_x"], rb["restore_s"], md["restore_s"], md["restore_wall_s"], r["restore_x"],
+                  r["restore_wall_x"], rb["restore_cpu_s"], md["restore_cpu_s"], rb["restore_steal_s"],
+                  md["restore_steal_s"]), flush=True)
     med = dict((k, statistics.median(r[k] for r in rounds))
-               for k in ("dump_x", "dump_wall_x", "size_x", "restore_x", "restore_wall_x"))
+               for k in ("dump_x", "dump_wall_x", "size_x", "restore_x", "restore_wall_x", "restore_cpu_x"))
     print("\nmedian of %d rounds: dump %.2fx (module wall %.2fx; target >= 3x), size %.2fx (target <= 1.1x), "
           "restore %.2fx (module wall %.2fx; target >= 1.5x)"
           % (n, med["dump_x"], med["dump_wall_x"], med["size_x"], med["restore_x"], med["restore_wall_x"]))
+    print("restore CPU work (the machine's busy core-seconds, steal excluded), median of modules / runbook: %.2fx"
+          % med["restore_cpu_x"])
     return rounds
 
 

@@ -36,6 +36,9 @@ description:
     in check mode; the temp directory is always removed. A zstd failure, or a data file pg_restore never read,
     fails the restore.
   - O(restore_globals) replays C(globals.sql) first; roles that already exist are skipped and reported.
+  - O(analyze) (default) runs C(vacuumdb --analyze-only --jobs=<jobs>) on the restored database after its row
+    counts matched and before it goes live. pg_restore restores no planner statistics, and without them the
+    app's first queries are planned blind until autovacuum gets to every table.
 version_added: 0.1.0
 author: pgops.deploy contributors
 extends_documentation_fragment:
@@ -101,6 +104,13 @@ options:
     type: str
     choices: [stream, unpack]
     default: stream
+  analyze:
+    description:
+      - Collect planner statistics (C(vacuumdb --analyze-only), O(jobs) connections) on the restored database
+        before the swap (C(mode=swap)) or after the restore (C(mode=clean)). A failure fails the restore before
+        the swap, the restored database kept.
+    type: bool
+    default: true
 notes:
   - O(login_db) is the maintenance database the module connects to (default C(postgres)).
   - Check mode verifies checksums and preconditions and reports the plan without creating or renaming anything.
@@ -134,6 +144,11 @@ autovacuum:
   returned: when the restore ran
   type: dict
   sample: {paused: 7, resumed: 7, skipped: [], errors: []}
+analyze:
+  description: The statistics run (O(analyze)) - its command and duration.
+  returned: when the restore ran and O(analyze)
+  type: dict
+  sample: {command: "vacuumdb --analyze-only --jobs=2 --dbname=santri_restore_20261122T010203Z", duration_s: 1.2}
 commands:
   description: The commands run, in order (the named-pipe feed first, then each pg_restore step).
   returned: when the restore ran
@@ -274,8 +289,9 @@ class Restore(object):
                 how = "; %s (temp directory removed afterwards), read by pg_restore" if plan["kind"] == "fifo" else \
                     "; first %s (temp directory removed afterwards), then pg_restore"
                 unpack = (how + " --jobs=%d") % (plan["message"], p["jobs"] or os.cpu_count() or 1)
+            stats = "; then vacuumdb --analyze-only (planner statistics)" if p["analyze"] else ""
             self.result.update(changed=True, queries=self.session.queries,
-                               msg="would restore %s into %s%s%s" % (path, new, swap, unpack))
+                               msg="would restore %s into %s%s%s%s" % (path, new, unpack, stats, swap))
             self.module.exit_json(**self.result)
 
         jobs = p["jobs"] or os.cpu_count() or 1
@@ -330,6 +346,8 @@ class Restore(object):
         if mism:
             self.fail("restored database %s does not match the manifest (%s); not swapping, %s kept" % (
                 new, ", ".join("%s expected %s found %s" % (m["table"], m["expected"], m["found"]) for m in mism), new))
+        if p["analyze"]:
+            self.result["analyze"] = self.analyze(new, jobs)
         if p["mode"] == "swap":
             self.swap(target, new, previous)
         self.result.update(queries=self.session.queries, duration_s=round(time.monotonic() - t0, 3),
@@ -375,6 +393,17 @@ class Restore(object):
             s.execute("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true" % quote_ident(previous))
         s.execute("ALTER DATABASE %s RENAME TO %s" % (quote_ident(new), quote_ident(target)))
 
+    def analyze(self, dbname, jobs):
+        """Planner statistics for the restored database, before the app sees it (pg_restore restores none)."""
+        argv = [tool(self.p["pg_bindir"], "vacuumdb"), "--analyze-only", "--no-password", "--quiet",
+                "--jobs=%d" % jobs, "--dbname=%s" % dbname]
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, env=pg_env(self.p, dbname), capture_output=True, text=True)
+        if proc.returncode != 0:
+            self.fail("ANALYZE of the restored database %s failed (rc %s), not swapping, %s kept: %s" % (
+                dbname, proc.returncode, dbname, proc.stderr.strip()))
+        return dict(command=" ".join(argv), duration_s=round(time.monotonic() - t0, 3))
+
     def replay_globals(self, manifest, path):
         gfile = os.path.join(path, manifest.get("globals") or GLOBALS_FILE)
         if not os.path.isfile(gfile):
@@ -409,6 +438,7 @@ def main():
         pg_bindir=dict(type="path"),
         parallel_tmpdir=dict(type="path"),
         parallel_feed=dict(type="str", default="stream", choices=list(FEEDS)),
+        analyze=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("path", "backup_root")])

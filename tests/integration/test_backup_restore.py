@@ -257,6 +257,7 @@ def test_restore_round_trip_swaps_and_restores_identical_contents(gis_db, bdir, 
     assert [t["application"] for t in rr["terminated"]] == ["blocking-client"]
     assert any("already exists" in s for s in rr["globals"]["skipped"])
     assert fingerprint(gis_db) == before
+    assert rr["analyze"]["duration_s"] >= 0 and gis_db.scalar(UNANALYZED_SQL) == 0  # statistics before going live
     # The previous database is kept (with the damaged data) under its pre_restore name.
     prev = gis_db.cluster.database(rr["previous_db"])
     assert prev.scalar("SELECT count(*) FROM schools") < 20000
@@ -516,6 +517,10 @@ SELECT c.relname, c.reloptions, t.reloptions FROM pg_class c
  WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public' AND c.relname <> 'spatial_ref_sys' ORDER BY 1"""
 
 
+UNANALYZED_SQL = """
+SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'public' AND last_analyze IS NULL"""
+
+
 def test_a_restore_into_a_new_database_holds_autovacuum_off_and_puts_every_setting_back(gis_db, bdir):
     """pre-data, autovacuum off on every new table, data + post-data in parallel, then each table's own settings."""
     gis_db.psql("ALTER TABLE schools SET (fillfactor = 90, autovacuum_enabled = false);"
@@ -541,14 +546,45 @@ def test_a_restore_into_a_new_database_holds_autovacuum_off_and_puts_every_setti
     copy = gis_db.cluster.database(target)
     assert copy.query(RELOPTIONS_SQL) == source
     assert fingerprint(copy) == before
+    # Planner statistics before it goes live: every table analyzed by vacuumdb, not left to autovacuum.
+    assert "--analyze-only" in done["analyze"]["command"] and "--jobs=2" in done["analyze"]["command"]
+    assert copy.scalar(UNANALYZED_SQL) == 0
+    assert copy.scalar("SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = 'schools'") > 0
     gis_db.cluster.drop_database(target)
 
     # Clean mode restores in place in one step: no sections, autovacuum untouched.
     clean = run_module("pg_backup_restore", dict(gis_db.module_params, login_db="postgres", path=r["path"],
-                                                 confirm="RESTORE %s" % gis_db.name, mode="clean", jobs=2))
+                                                 confirm="RESTORE %s" % gis_db.name, mode="clean", jobs=2,
+                                                 analyze=False))
     assert not clean["failed"], clean["msg"]
     assert not any("--section" in c for c in clean["commands"]) and clean["autovacuum"]["paused"] == 0
+    assert "analyze" not in clean and gis_db.scalar(UNANALYZED_SQL) > 0  # analyze=false: left to autovacuum
     assert gis_db.query(RELOPTIONS_SQL) == source and fingerprint(gis_db) == before
+
+
+def test_a_failed_analyze_stops_before_the_swap_and_keeps_the_restored_database(gis_db, bdir, tmp_path):
+    """vacuumdb failing (injected: the real pg_restore and psql, a vacuumdb that exits 1) must not swap."""
+    r = run_module("pg_backup", dict(gis_db.module_params, backup_root=bdir, backup_id="an", jobs=2))
+    assert not r["failed"], r["msg"]
+    assert run_module("pg_backup_verify", dict(path=r["path"]))["failed"] is False
+    full = r["manifest"]["row_counts"]
+    gis_db.psql("DELETE FROM schools WHERE id % 2 = 0")
+    damaged = fingerprint(gis_db)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("pg_restore", "psql"):
+        os.symlink(os.path.join(find_pg_bindir(), name), str(bindir / name))
+    fake = bindir / "vacuumdb"
+    fake.write_text("#!/bin/sh\necho 'vacuumdb: error: processing of database failed: out of disk' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    failed = run_module("pg_backup_restore", dict(gis_db.module_params, login_db="postgres", path=r["path"],
+                                                  confirm="RESTORE %s" % gis_db.name, pg_bindir=str(bindir)))
+    assert failed["failed"] and "ANALYZE of the restored database" in failed["msg"], failed["msg"]
+    assert "not swapping" in failed["msg"] and "out of disk" in failed["msg"]
+    assert fingerprint(gis_db) == damaged  # the live database was not touched
+    kept = gis_db.cluster.database(failed["restore_db"])
+    assert kept.scalar('SELECT count(*) FROM schools') == full["public.schools"]
+    gis_db.cluster.drop_database(failed["restore_db"])
 
 
 def test_an_unknown_parallel_feed_is_refused_before_anything_changes(gis_db, bdir, tmp_path):
