@@ -191,7 +191,7 @@ def alternating_rounds(cluster, db, work, jobs, n):
           "pg_backup_restore (defaults, jobs=%d)" % (n, jobs))
     print("| round | first | runbook dump s | pg_backup dump s (module wall) | dump speed-up (wall) | size ratio "
           "| runbook restore s | pg_backup_restore s (module wall) | restore speed-up (wall) "
-          "| restore CPU s, runbook / modules | stolen s |")
+          "| restore CPU s, runbook / modules | stolen s, runbook / modules |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rounds = []
     for i in range(n):
