@@ -5,6 +5,7 @@
     .venv/bin/python bench/backup/bench_backup.py --dsn "$(.venv/bin/python bench/sample_db.py up | tail -1)"
     ... [--quick] [--module-runs N]   # only pg_dump -Fc vs the module, N runs per module mode
     ... --rounds-only --rounds 5       # only the alternating rounds (below)
+    ... --rounds-only --rounds 0 --restore-rounds 9   # only restore pairs of one backup each (below)
 
 Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
 (the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
@@ -14,6 +15,8 @@ ratios against the baseline. Then `--rounds N` (default 3) alternating rounds: t
 and `pg_restore -d` against the modules themselves (pg_backup, pg_backup_verify, pg_backup_restore with its
 checksums, decompression, pg_restore -j, row counts and rename), in alternating order, with the median of
 the per-round ratios: one pair of numbers moves by 20-30 % between minutes on a small machine.
+`--restore-rounds N` then restores one runbook dump and one module backup alternately N times (restore
+only, about a minute a pair) and prints the median ratio with its quartiles.
 Not part of `make test`. Results also go to bench/results/backup.json.
 """
 
@@ -150,13 +153,17 @@ def runbook_round(cluster, db, work, i):
     """The runbook's commands: pg_dump -Fc, then pg_restore -d into a new database (one job, as written)."""
     dump = os.path.join(work, "round-%d.dump" % i)
     dump_s, _ = sh("pg_dump -Fc -f %s %s" % (dump, db.name), cluster.env)
-    target = "rb_round_%d" % i
+    res = dict(runbook_restore(cluster, dump, "rb_round_%d" % i), dump_s=dump_s, size=os.path.getsize(dump))
+    os.unlink(dump)
+    return res
+
+
+def runbook_restore(cluster, dump, target):
+    """The runbook's `pg_restore -d` (one job, as written) into a new database, timed; the database dropped."""
     cluster.psql("postgres", "CREATE DATABASE %s TEMPLATE template0" % target)
     (restore_s, _), cpu_s, steal_s = timed_cpu(lambda: sh("pg_restore -d %s %s" % (target, dump), cluster.env))
     cluster.psql("postgres", "DROP DATABASE %s" % target)
-    size = os.path.getsize(dump)
-    os.unlink(dump)
-    return dict(dump_s=dump_s, restore_s=restore_s, restore_cpu_s=cpu_s, restore_steal_s=steal_s, size=size)
+    return dict(restore_s=restore_s, restore_cpu_s=cpu_s, restore_steal_s=steal_s)
 
 
 def module_round(cluster, db, work, jobs, i):
@@ -168,8 +175,15 @@ def module_round(cluster, db, work, jobs, i):
     t = time.monotonic()
     module_or_die("pg_backup_verify", dict(path=res["path"]))
     verify_s = time.monotonic() - t
-    target = "mod_round_%d" % i
-    params = dict(db.module_params, path=res["path"], target_db=target, confirm="RESTORE %s" % target, jobs=jobs)
+    restored = module_restore(cluster, db, res["path"], jobs, "mod_round_%d" % i)
+    subprocess.run(["rm", "-rf", root])
+    return dict(restored, dump_s=res["manifest"]["dump_duration_s"], dump_wall_s=dump_wall, verify_s=verify_s,
+                size=res["manifest"]["dump_size"])
+
+
+def module_restore(cluster, db, path, jobs, target):
+    """pg_backup_restore with its defaults into a new database, timed; row counts checked; the database dropped."""
+    params = dict(db.module_params, path=path, target_db=target, confirm="RESTORE %s" % target, jobs=jobs)
     params["login_db"] = "postgres"
     t = time.monotonic()
     rest, cpu_s, steal_s = timed_cpu(lambda: module_or_die("pg_backup_restore", params))
@@ -177,10 +191,59 @@ def module_round(cluster, db, work, jobs, i):
     if rest["mismatches"]:
         raise SystemExit("restore row counts differ from the manifest: %s" % rest["mismatches"])
     cluster.psql("postgres", "DROP DATABASE %s" % target)
-    subprocess.run(["rm", "-rf", root])
-    return dict(dump_s=res["manifest"]["dump_duration_s"], dump_wall_s=dump_wall, verify_s=verify_s,
-                restore_s=rest["duration_s"], restore_wall_s=restore_wall, restore_cpu_s=cpu_s, restore_steal_s=steal_s,
-                size=res["manifest"]["dump_size"])
+    return dict(restore_s=rest["duration_s"], restore_wall_s=restore_wall, restore_cpu_s=cpu_s,
+                restore_steal_s=steal_s)
+
+
+def quartiles(values):
+    """(lower quartile, median, upper quartile) - how far one run's median can be trusted."""
+    if len(values) < 4:
+        m = statistics.median(values)
+        return min(values), m, max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[1], q[2]
+
+
+def restore_rounds(cluster, db, work, jobs, n):
+    """Restores only, many pairs: one runbook dump and one verified module backup, restored alternately.
+
+    A pair takes about a minute instead of the two and a half of a full round, so one run can afford enough
+    pairs for the median to stand out of this VM's minute-to-minute noise.
+    """
+    if n <= 0:
+        return []
+    dump = os.path.join(work, "restore-rounds.dump")
+    sh("pg_dump -Fc -f %s %s" % (dump, db.name), cluster.env)
+    res = module_or_die("pg_backup", dict(db.module_params, backup_root=os.path.join(work, "restore-rounds"),
+                                          backup_id="b", jobs=jobs))
+    module_or_die("pg_backup_verify", dict(path=res["path"]))
+    print("\n## %d alternating restore pairs of one backup each: the runbook's pg_restore -d vs pg_backup_restore "
+          "(defaults, jobs=%d)" % (n, jobs))
+    print("| pair | first | runbook restore s | pg_backup_restore s (module wall) | speed-up (wall) "
+          "| CPU s, runbook / module | stolen s, runbook / module |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    pairs = []
+    for i in range(n):
+        first = "runbook" if i % 2 == 0 else "module"
+        if first == "runbook":
+            rb = runbook_restore(cluster, dump, "rb_pair_%d" % i)
+            md = module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i)
+        else:
+            md = module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i)
+            rb = runbook_restore(cluster, dump, "rb_pair_%d" % i)
+        p = dict(first=first, runbook=rb, module=md, restore_x=rb["restore_s"] / md["restore_s"],
+                 restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
+                 restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
+        pairs.append(p)
+        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.1f / %.1f | %.1f / %.1f |" % (
+            i + 1, first, rb["restore_s"], md["restore_s"], md["restore_wall_s"], p["restore_x"],
+            p["restore_wall_x"], rb["restore_cpu_s"], md["restore_cpu_s"], rb["restore_steal_s"],
+            md["restore_steal_s"]), flush=True)
+    lo, med, hi = quartiles([p["restore_x"] for p in pairs])
+    print("\nrestore speed-up over %d pairs: median %.2fx (quartiles %.2fx-%.2fx; module wall %.2fx; target >= 1.5x); "
+          "CPU work modules / runbook %.2fx" % (n, med, lo, hi, statistics.median(p["restore_wall_x"] for p in pairs),
+                                               statistics.median(p["restore_cpu_x"] for p in pairs)))
+    return pairs
 
 
 def alternating_rounds(cluster, db, work, jobs, n):
@@ -234,7 +297,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="only the runbook's pg_dump -Fc and the module runs")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds of the runbook's dump + restore vs the modules' (default 3, 0: none)")
-    ap.add_argument("--rounds-only", action="store_true", help="only the alternating rounds")
+    ap.add_argument("--restore-rounds", type=int, default=0,
+                    help="after the rounds: N alternating restore pairs of one backup each (restore only, ~1 min a pair)")
+    ap.add_argument("--rounds-only", action="store_true", help="only the alternating rounds (and restore pairs)")
     ap.add_argument("--dsn", help="an existing database to dump (e.g. bench/sample_db.py up); "
                                   "restores go to new databases of the same cluster")
     args = ap.parse_args()
@@ -262,8 +327,9 @@ def main():
         j = args.jobs
         d = db.name
         rounds = alternating_rounds(cluster, db, work, j, args.rounds)
+        pairs = restore_rounds(cluster, db, work, j, args.restore_rounds)
         if args.rounds_only:
-            write_results(dict(dataset=source, db_size=dbsize, jobs=j, rounds=rounds))
+            write_results(dict(dataset=source, db_size=dbsize, jobs=j, rounds=rounds, restore_pairs=pairs))
             return
         methods = [
             # name, dump, output, verify, restore(target db)
@@ -371,7 +437,7 @@ def main():
                  man.get("compress_duration_s", 0), man.get("count_duration_s", 0)))
         print()
         print("targets: dump >= 3x faster, size <= 1.1x, restore >= 1.5x faster than `pg_dump -Fc` / `pg_restore`")
-        write_results(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows, rounds=rounds,
+        write_results(dict(dataset=source, db_size=dbsize, jobs=j, rows=rows, rounds=rounds, restore_pairs=pairs,
                            module=dict((("compress_while_dumping" if k else "compress_after_dump"),
                                         dict(wall_s=[r["wall"] for r in v], verify_s=[r["verify"] for r in v],
                                              dump_duration_s=[r["man"]["dump_duration_s"] for r in v],
