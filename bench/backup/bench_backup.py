@@ -224,13 +224,8 @@ def restore_rounds(cluster, db, work, jobs, n):
     print("|---|---|---:|---:|---:|---:|---:|")
     pairs = []
     for i in range(n):
-        first = "runbook" if i % 2 == 0 else "module"
-        if first == "runbook":
-            rb = runbook_restore(cluster, dump, "rb_pair_%d" % i)
-            md = module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i)
-        else:
-            md = module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i)
-            rb = runbook_restore(cluster, dump, "rb_pair_%d" % i)
+        first, rb, md = alternate(i, lambda: runbook_restore(cluster, dump, "rb_pair_%d" % i),
+                                  lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))
         p = dict(first=first, runbook=rb, module=md, restore_x=rb["restore_s"] / md["restore_s"],
                  restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
                  restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
@@ -246,6 +241,15 @@ def restore_rounds(cluster, db, work, jobs, n):
     return pairs
 
 
+def alternate(i, runbook, modules):
+    """(first, runbook(), modules()), the runbook run first in even rounds, the modules in odd ones."""
+    if i % 2 == 0:
+        rb = runbook()
+        return "runbook", rb, modules()
+    md = modules()
+    return "modules", runbook(), md
+
+
 def alternating_rounds(cluster, db, work, jobs, n):
     """Runbook vs modules, alternating which goes first; prints each round and the median ratios."""
     if n <= 0:
@@ -258,13 +262,8 @@ def alternating_rounds(cluster, db, work, jobs, n):
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rounds = []
     for i in range(n):
-        first = "runbook" if i % 2 == 0 else "modules"
-        if first == "runbook":
-            rb = runbook_round(cluster, db, work, i)
-            md = module_round(cluster, db, work, jobs, i)
-        else:
-            md = module_round(cluster, db, work, jobs, i)
-            rb = runbook_round(cluster, db, work, i)
+        first, rb, md = alternate(i, lambda: runbook_round(cluster, db, work, i),
+                                  lambda: module_round(cluster, db, work, jobs, i))
         r = dict(first=first, runbook=rb, modules=md,
                  dump_x=rb["dump_s"] / md["dump_s"], dump_wall_x=rb["dump_s"] / md["dump_wall_s"],
                  size_x=md["size"] / float(rb["size"]),
