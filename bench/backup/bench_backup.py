@@ -226,7 +226,7 @@ def restore_rounds(cluster, db, work, jobs, n):
     for i in range(n):
         first, rb, md = alternate(i, lambda: runbook_restore(cluster, dump, "rb_pair_%d" % i),
                                   lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))
-        p = dict(first=first, runbook=rb, module=md, restore_x=rb["restore_s"] / md["restore_s"],
+        p = dict(first=first, runbook=rb, modules=md, restore_x=rb["restore_s"] / md["restore_s"],
                  restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
                  restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
         pairs.append(p)
