@@ -195,6 +195,19 @@ def module_restore(cluster, db, path, jobs, target):
                 restore_steal_s=steal_s)
 
 
+def restore_ratios(rb, md):
+    """Runbook restore / module restore (its duration and its wall) and the CPU work, modules / runbook."""
+    return dict(restore_x=rb["restore_s"] / md["restore_s"], restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
+                restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
+
+
+def restore_cells(rb, md, r):
+    """The restore columns of a round's or a pair's table row."""
+    return "%.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.1f / %.1f | %.1f / %.1f" % (
+        rb["restore_s"], md["restore_s"], md["restore_wall_s"], r["restore_x"], r["restore_wall_x"],
+        rb["restore_cpu_s"], md["restore_cpu_s"], rb["restore_steal_s"], md["restore_steal_s"])
+
+
 def quartiles(values):
     """(lower quartile, median, upper quartile) - how far one run's median can be trusted."""
     if len(values) < 4:
@@ -226,14 +239,11 @@ def restore_rounds(cluster, db, work, jobs, n):
     for i in range(n):
         first, rb, md = alternate(i, lambda: runbook_restore(cluster, dump, "rb_pair_%d" % i),
                                   lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))
-        p = dict(first=first, runbook=rb, modules=md, restore_x=rb["restore_s"] / md["restore_s"],
-                 restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
-                 restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
+        p = dict(restore_ratios(rb, md), first=first, runbook=rb, modules=md)
         pairs.append(p)
-        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.1f / %.1f | %.1f / %.1f |" % (
-            i + 1, first, rb["restore_s"], md["restore_s"], md["restore_wall_s"], p["restore_x"],
-            p["restore_wall_x"], rb["restore_cpu_s"], md["restore_cpu_s"], rb["restore_steal_s"],
-            md["restore_steal_s"]), flush=True)
+        print("| %d | %s | %s |" % (i + 1, first, restore_cells(rb, md, p)), flush=True)
+    os.unlink(dump)
+    subprocess.run(["rm", "-rf", os.path.join(work, "restore-rounds")])
     lo, med, hi = quartiles([p["restore_x"] for p in pairs])
     print("\nrestore speed-up over %d pairs: median %.2fx (quartiles %.2fx-%.2fx; module wall %.2fx; target >= 1.5x); "
           "CPU work modules / runbook %.2fx" % (n, med, lo, hi, statistics.median(p["restore_wall_x"] for p in pairs),
@@ -264,18 +274,13 @@ def alternating_rounds(cluster, db, work, jobs, n):
     for i in range(n):
         first, rb, md = alternate(i, lambda: runbook_round(cluster, db, work, i),
                                   lambda: module_round(cluster, db, work, jobs, i))
-        r = dict(first=first, runbook=rb, modules=md,
+        r = dict(restore_ratios(rb, md), first=first, runbook=rb, modules=md,
                  dump_x=rb["dump_s"] / md["dump_s"], dump_wall_x=rb["dump_s"] / md["dump_wall_s"],
-                 size_x=md["size"] / float(rb["size"]),
-                 restore_x=rb["restore_s"] / md["restore_s"], restore_wall_x=rb["restore_s"] / md["restore_wall_s"],
-                 restore_cpu_x=md["restore_cpu_s"] / max(rb["restore_cpu_s"], 0.01))
+                 size_x=md["size"] / float(rb["size"]))
         rounds.append(r)
-        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.2fx | %.1f | %.1f (%.1f) | %.2fx (%.2fx) "
-              "| %.1f / %.1f | %.1f / %.1f |" % (
-                  i + 1, first, rb["dump_s"], md["dump_s"], md["dump_wall_s"], r["dump_x"], r["dump_wall_x"],
-                  r["size_x"], rb["restore_s"], md["restore_s"], md["restore_wall_s"], r["restore_x"],
-                  r["restore_wall_x"], rb["restore_cpu_s"], md["restore_cpu_s"], rb["restore_steal_s"],
-                  md["restore_steal_s"]), flush=True)
+        print("| %d | %s | %.1f | %.1f (%.1f) | %.2fx (%.2fx) | %.2fx | %s |" % (
+            i + 1, first, rb["dump_s"], md["dump_s"], md["dump_wall_s"], r["dump_x"], r["dump_wall_x"],
+            r["size_x"], restore_cells(rb, md, r)), flush=True)
     med = dict((k, statistics.median(r[k] for r in rounds))
                for k in ("dump_x", "dump_wall_x", "size_x", "restore_x", "restore_wall_x", "restore_cpu_x"))
     print("\nmedian of %d rounds: dump %.2fx (module wall %.2fx; target >= 3x), size %.2fx (target <= 1.1x), "
