@@ -175,8 +175,14 @@ decompress:
       C(message); C(uncompressed) bytes with O(parallel_feed=unpack).
   returned: when the backup has zstd-compressed data files
   type: dict
+restore_duration_s:
+  description:
+    - Seconds of the restore itself - the data files' feed, C(CREATE DATABASE), the C(pg_restore) steps - as
+      C(dump_duration_s) is the dump of pg_backup.
+  returned: success
+  type: float
 duration_s:
-  description: Seconds spent restoring.
+  description: Seconds spent restoring, with the row counts against the manifest, ANALYZE and the swap.
   returned: success
   type: float
 queries:
