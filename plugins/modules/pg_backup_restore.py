@@ -182,7 +182,9 @@ restore_duration_s:
   returned: success
   type: float
 duration_s:
-  description: Seconds spent restoring, with the row counts against the manifest, ANALYZE and the swap.
+  description:
+    - Seconds spent restoring, with the row counts against the manifest, ANALYZE (O(analyze)) and the swap
+      (O(mode=swap)).
   returned: success
   type: float
 queries:
