@@ -6,6 +6,7 @@
     ... [--quick] [--module-runs N]   # only pg_dump -Fc vs the module, N runs per module mode
     ... --rounds-only --rounds 5       # only the alternating rounds (below)
     ... --rounds-only --rounds 0 --restore-rounds 9   # only restore pairs of one backup each (below)
+    ... --rounds-only --rounds 0 --restore-rounds 9 --reference   # + the issue's pg_restore -j of -Fd -Z1
 
 Starts a throwaway PostgreSQL 15 + PostGIS cluster (tests/lib PgCluster), fills a database
 (the sample app's `python -m santri_api.datagen --target-size` when a Python with psycopg 3 is
@@ -19,7 +20,8 @@ The module's restore is shown twice, like its dump: the restore itself (`restore
 CREATE DATABASE, pg_restore - the runbook's `pg_restore -d` does the same work) and with the checks the
 runbook has no step for (`duration_s`: + exact row counts against the manifest, ANALYZE and the rename).
 `--restore-rounds N` then restores one runbook dump and one module backup alternately N times (restore
-only, about a minute a pair) and prints the median ratio with its quartiles.
+only, about a minute a pair) and prints the median ratio with its quartiles; `--reference` adds to each pair
+plain `pg_restore -j` of a `pg_dump -Fd -Z1` directory, the method behind the issue's own 18 s vs 31 s.
 Not part of `make test`. Results also go to bench/results/backup.json.
 """
 
@@ -224,34 +226,62 @@ def quartiles(values):
     return q[0], q[1], q[2]
 
 
-def restore_rounds(cluster, db, work, jobs, n):
+def reference_restore(cluster, dump_dir, jobs, target):
+    """The issue's reference method: `pg_restore -j` of a `pg_dump -Fd -Z1` directory into a new database, timed."""
+    cluster.psql("postgres", "CREATE DATABASE %s TEMPLATE template0" % target)
+    (restore_s, _), cpu_s, steal_s = timed_cpu(lambda: sh("pg_restore -j%d -d %s %s" % (jobs, target, dump_dir),
+                                                          cluster.env))
+    cluster.psql("postgres", "DROP DATABASE %s" % target)
+    return dict(restore_s=restore_s, restore_cpu_s=cpu_s, restore_steal_s=steal_s)
+
+
+def restore_rounds(cluster, db, work, jobs, n, reference=False):
     """Restores only, many pairs: one runbook dump and one verified module backup, restored alternately.
 
     A pair takes about a minute instead of the two and a half of a full round, so one run can afford enough
-    pairs for the median to stand out of this VM's minute-to-minute noise.
+    pairs for the median to stand out of this VM's minute-to-minute noise. With `reference`, each pair also
+    restores a `pg_dump -Fd -j -Z1` directory with plain `pg_restore -j` (the method the issue's own numbers,
+    18 s vs 31 s, came from), the three in rotating order: what this machine allows without the module.
     """
     if n <= 0:
         return []
     dump = os.path.join(work, "restore-rounds.dump")
     sh("pg_dump -Fc -f %s %s" % (dump, db.name), cluster.env)
+    ref_dir = os.path.join(work, "restore-rounds.ref")
+    if reference:
+        sh("pg_dump -Fd -j%d -Z1 -f %s %s" % (jobs, ref_dir, db.name), cluster.env)
     res = module_or_die("pg_backup", dict(db.module_params, backup_root=os.path.join(work, "restore-rounds"),
                                           backup_id="b", jobs=jobs))
     module_or_die("pg_backup_verify", dict(path=res["path"]))
     print("\n## %d alternating restore pairs of one backup each: the runbook's pg_restore -d vs pg_backup_restore "
-          "(defaults, jobs=%d)" % (n, jobs))
-    print("| pair | first | runbook restore s | pg_backup_restore s: restore / + checks (module wall) "
+          "(defaults, jobs=%d)%s" % (n, jobs, "; and the issue's reference, pg_restore -j%d of a -Fd -Z1 dump" % jobs
+                                      if reference else ""))
+    ref_head = ("reference pg_restore -j s (speed-up) | " if reference else "", "---:|" if reference else "")
+    print("| pair | first | runbook restore s | %spg_backup_restore s: restore / + checks (module wall) "
           "| speed-up: restore / + checks (wall) "
-          "| CPU s, runbook / module | stolen s, runbook / module |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          "| CPU s, runbook / module | stolen s, runbook / module |" % ref_head[0])
+    print("|---|---|---:|%s---:|---:|---:|---:|" % ref_head[1])
     pairs = []
     for i in range(n):
-        first, rb, md = alternate(i, lambda: runbook_restore(cluster, dump, "rb_pair_%d" % i),
-                                  lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))
-        p = dict(restore_ratios(rb, md), first=first, runbook=rb, modules=md)
+        contenders = [("runbook", lambda: runbook_restore(cluster, dump, "rb_pair_%d" % i)),
+                      ("modules", lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))]
+        if reference:
+            contenders.append(("reference", lambda: reference_restore(cluster, ref_dir, jobs, "ref_pair_%d" % i)))
+        k = i % len(contenders)
+        order = contenders[k:] + contenders[:k]  # each side first, last (and between) in turn
+        out = dict((name, run()) for name, run in order)
+        rb, md = out["runbook"], out["modules"]
+        p = dict(restore_ratios(rb, md), first=order[0][0], runbook=rb, modules=md)
+        ref_cell = ""
+        if reference:
+            p.update(reference=out["reference"], reference_x=rb["restore_s"] / out["reference"]["restore_s"])
+            ref_cell = "%.1f (%.2fx) | " % (out["reference"]["restore_s"], p["reference_x"])
         pairs.append(p)
-        print("| %d | %s | %s |" % (i + 1, first, restore_cells(rb, md, p)), flush=True)
+        cells = restore_cells(rb, md, p)
+        head, _sep, tail = cells.partition(" | ")
+        print("| %d | %s | %s | %s%s |" % (i + 1, p["first"], head, ref_cell, tail), flush=True)
     os.unlink(dump)
-    subprocess.run(["rm", "-rf", os.path.join(work, "restore-rounds")])
+    subprocess.run(["rm", "-rf", os.path.join(work, "restore-rounds"), ref_dir])
     lo, med, hi = quartiles([p["restore_x"] for p in pairs])
     slo, smed, shi = quartiles([p["restore_step_x"] for p in pairs])
     print("\nrestore speed-up over %d pairs (target >= 1.5x): the restore itself median %.2fx (quartiles %.2fx-%.2fx); "
@@ -259,6 +289,12 @@ def restore_rounds(cluster, db, work, jobs, n):
           "CPU work modules / runbook %.2fx" % (n, smed, slo, shi, med, lo, hi,
                                                statistics.median(p["restore_wall_x"] for p in pairs),
                                                statistics.median(p["restore_cpu_x"] for p in pairs)))
+    if reference:
+        rlo, rmed, rhi = quartiles([p["reference_x"] for p in pairs])
+        print("the issue's reference method (plain pg_restore -j%d of a -Fd -Z1 dump, no checks): median %.2fx "
+              "(quartiles %.2fx-%.2fx); module restore itself / reference: %.2fx" % (
+                  jobs, rmed, rlo, rhi, statistics.median(p["reference"]["restore_s"] / p["modules"]["restore_step_s"]
+                                                          for p in pairs)))
     return pairs
 
 
@@ -317,6 +353,9 @@ def main():
                     help="alternating rounds of the runbook's dump + restore vs the modules' (default 3, 0: none)")
     ap.add_argument("--restore-rounds", type=int, default=0,
                     help="after the rounds: N alternating restore pairs of one backup each (restore only, ~1 min a pair)")
+    ap.add_argument("--reference", action="store_true",
+                    help="restore pairs also restore a pg_dump -Fd -Z1 directory with plain pg_restore -j (the issue's "
+                         "reference method), in rotating order (~1.5 min a pair)")
     ap.add_argument("--rounds-only", action="store_true", help="only the alternating rounds (and restore pairs)")
     ap.add_argument("--dsn", help="an existing database to dump (e.g. bench/sample_db.py up); "
                                   "restores go to new databases of the same cluster")
@@ -345,7 +384,7 @@ def main():
         j = args.jobs
         d = db.name
         rounds = alternating_rounds(cluster, db, work, j, args.rounds)
-        pairs = restore_rounds(cluster, db, work, j, args.restore_rounds)
+        pairs = restore_rounds(cluster, db, work, j, args.restore_rounds, args.reference)
         if args.rounds_only:
             write_results(dict(dataset=source, db_size=dbsize, jobs=j, rounds=rounds, restore_pairs=pairs))
             return
