@@ -292,7 +292,7 @@ def restore_rounds(cluster, db, work, jobs, n, reference=False):
     if reference:
         rlo, rmed, rhi = quartiles([p["reference_x"] for p in pairs])
         print("the issue's reference method (plain pg_restore -j%d of a -Fd -Z1 dump, no checks): median %.2fx "
-              "(quartiles %.2fx-%.2fx); module restore itself / reference: %.2fx" % (
+              "(quartiles %.2fx-%.2fx); the module's restore itself over it: %.2fx" % (
                   jobs, rmed, rlo, rhi, statistics.median(p["reference"]["restore_s"] / p["modules"]["restore_step_s"]
                                                           for p in pairs)))
     return pairs
