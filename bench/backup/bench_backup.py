@@ -235,6 +235,17 @@ def reference_restore(cluster, dump_dir, jobs, target):
     return dict(restore_s=restore_s, restore_cpu_s=cpu_s, restore_steal_s=steal_s)
 
 
+def rotated(i, contenders):
+    """Run [(name, fn)] with the i-th one first and the rest after it in turn: (first name, {name: fn()}).
+
+    Each side goes first, last (and between) equally often, so the machine's drift from minute to minute
+    does not favour one of them.
+    """
+    k = i % len(contenders)
+    order = contenders[k:] + contenders[:k]
+    return order[0][0], dict((name, run()) for name, run in order)
+
+
 def restore_rounds(cluster, db, work, jobs, n, reference=False):
     """Restores only, many pairs: one runbook dump and one verified module backup, restored alternately.
 
@@ -267,11 +278,9 @@ def restore_rounds(cluster, db, work, jobs, n, reference=False):
                       ("modules", lambda: module_restore(cluster, db, res["path"], jobs, "mod_pair_%d" % i))]
         if reference:
             contenders.append(("reference", lambda: reference_restore(cluster, ref_dir, jobs, "ref_pair_%d" % i)))
-        k = i % len(contenders)
-        order = contenders[k:] + contenders[:k]  # each side first, last (and between) in turn
-        out = dict((name, run()) for name, run in order)
+        first, out = rotated(i, contenders)
         rb, md = out["runbook"], out["modules"]
-        p = dict(restore_ratios(rb, md), first=order[0][0], runbook=rb, modules=md)
+        p = dict(restore_ratios(rb, md), first=first, runbook=rb, modules=md)
         ref_cell = ""
         if reference:
             p.update(reference=out["reference"], reference_x=rb["restore_s"] / out["reference"]["restore_s"])
@@ -298,15 +307,6 @@ def restore_rounds(cluster, db, work, jobs, n, reference=False):
     return pairs
 
 
-def alternate(i, runbook, modules):
-    """(first, runbook(), modules()), the runbook run first in even rounds, the modules in odd ones."""
-    if i % 2 == 0:
-        rb = runbook()
-        return "runbook", rb, modules()
-    md = modules()
-    return "modules", runbook(), md
-
-
 def alternating_rounds(cluster, db, work, jobs, n):
     """Runbook vs modules, alternating which goes first; prints each round and the median ratios."""
     if n <= 0:
@@ -320,8 +320,9 @@ def alternating_rounds(cluster, db, work, jobs, n):
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rounds = []
     for i in range(n):
-        first, rb, md = alternate(i, lambda: runbook_round(cluster, db, work, i),
-                                  lambda: module_round(cluster, db, work, jobs, i))
+        first, out = rotated(i, [("runbook", lambda: runbook_round(cluster, db, work, i)),
+                                 ("modules", lambda: module_round(cluster, db, work, jobs, i))])
+        rb, md = out["runbook"], out["modules"]
         r = dict(restore_ratios(rb, md), first=first, runbook=rb, modules=md,
                  dump_x=rb["dump_s"] / md["dump_s"], dump_wall_x=rb["dump_s"] / md["dump_wall_s"],
                  size_x=md["size"] / float(rb["size"]))
